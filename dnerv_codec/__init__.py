@@ -1,0 +1,3 @@
+"""dnerv: one D-NeRV network for a whole video collection, written to one archive."""
+
+__version__ = "0.1.0"

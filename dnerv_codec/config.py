@@ -1,0 +1,216 @@
+"""Documented, frozen configuration dataclasses and the table of named presets.
+
+What decode needs (ModelConfig, KeyframeConfig, QuantConfig) travels inside every archive as JSON;
+FitConfig only shapes the fitting and is saved with every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the D-NeRV network (see docs/architecture.md for the diagram).
+
+    The spatial size is not part of it: the network is built for a working size (height, width)
+    whose sides are multiples of prod(strides).
+    """
+
+    fc_dim: int = 32
+    """C0: channels of the stem output at the coarsest resolution (model width)."""
+    strides: tuple[int, ...] = (2, 2, 2, 2, 2)
+    """Upsampling factor of each decoder stage, coarsest first (reference: 4,2,2,2,2)."""
+    enc_dim: int = 16
+    """Channels of the keyframe content encoder (reference: 64)."""
+    stem_hidden: int = 64
+    """Hidden width of the stem MLP on the frame-index encoding (reference: 512)."""
+    pe_levels: int = 16
+    """Number L of sin/cos frequencies b**i * pi of the frame-index encoding (reference: 240)."""
+    pe_base: float = 1.25
+    """Base b of those frequencies."""
+    min_width: int = 8
+    """Lowest channel count of a decoder stage (reference: 32)."""
+    clip_len: int = 8
+    """Frames per clip T; keyframes sit every T frames."""
+    blend_residual: bool = True
+    """Predict a correction on top of the distance-weighted blend of the warped keyframes, with the
+    last conv of every flow head and of the RGB head zero-initialised (measured +3.6 dB at equal
+    fitting time in our calibration). False gives the reference network's plain RGB head."""
+
+    def __post_init__(self) -> None:
+        if self.fc_dim < 1 or self.enc_dim < 1 or self.stem_hidden < 1 or self.min_width < 1:
+            raise ConfigError("model widths must be positive")
+        if not self.strides or any(s < 1 for s in self.strides):
+            raise ConfigError(f"strides must be positive integers, got {self.strides}")
+        if not 1 <= self.clip_len <= 64:
+            raise ConfigError(f"clip length must be in 1..64, got {self.clip_len}")
+        if self.pe_levels < 1:
+            raise ConfigError("pe_levels must be at least 1")
+
+    @property
+    def size_multiple(self) -> int:
+        """Working height and width must be multiples of this (the product of the strides)."""
+        m = 1
+        for s in self.strides:
+            m *= s
+        return m
+
+
+KEYFRAME_CODECS = ("av1", "hevc")
+
+
+@dataclass(frozen=True)
+class KeyframeConfig:
+    """How keyframes are coded (each one on its own, intra, so any clip decodes alone)."""
+
+    codec: str = "av1"
+    """'av1' (libsvtav1, decoded with dav1d) or 'hevc' (libx265, 4:4:4)."""
+    quality: int = 32
+    """Constant rate factor in the codec's own scale (AV1: 0-63, HEVC: 0-51); lower is better."""
+
+    def __post_init__(self) -> None:
+        if self.codec not in KEYFRAME_CODECS:
+            raise ConfigError(f"keyframe codec must be one of {', '.join(KEYFRAME_CODECS)}, got {self.codec!r}")
+        top = 63 if self.codec == "av1" else 51
+        if not 0 <= self.quality <= top:
+            raise ConfigError(f"{self.codec} keyframe quality must be in 0..{top}, got {self.quality}")
+
+
+LOSSES = ("l1_ssim", "mse_ssim", "mse", "l1")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The fitting schedule: AdamW, linear warm-up from 0.1 x lr, then cosine decay to zero."""
+
+    epochs: int | None = 100
+    """Passes over all clips; with time_limit_min also set, the schedule follows the clock and
+    this is an upper bound."""
+    time_limit_min: float | None = None
+    """Wall-clock budget of the fit in minutes; the learning-rate schedule spans it."""
+    lr: float = 5e-3
+    """Peak learning rate (small networks take larger ones than the reference's 5e-4)."""
+    warmup_frac: float = 0.1
+    """Fraction of the schedule spent warming up."""
+    batch_size: int = 2
+    """Clips per optimisation step (global, over all processes)."""
+    loss: str = "l1_ssim"
+    """'l1_ssim' = 0.7 L1 + 0.3 (1 - SSIM); 'mse_ssim' = MSE + 0.03 (1 - SSIM); 'mse'; 'l1'."""
+    seed: int = 0
+    """Seed of initialisation and data order: with epochs set, a CPU fit is reproducible."""
+    checkpoint_min: float = 5.0
+    """Minutes between checkpoints (one is also written on Ctrl-C)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.time_limit_min is None:
+            raise ConfigError("give a number of epochs or a time limit")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            raise ConfigError(f"time limit must be positive, got {self.time_limit_min}")
+        if not self.lr > 0 or not 0 <= self.warmup_frac < 1:
+            raise ConfigError("lr must be positive and warmup_frac in [0, 1)")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Post-training weight quantization: per output channel, 2**bits - 1 intervals."""
+
+    bits: int = 8
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.bits <= 16:
+            raise ConfigError(f"weight bits must be in 2..16, got {self.bits}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of settings. The model width follows the data: fc_dim is chosen so that the
+    weights cost about `weight_bpp` bits per pixel of the whole collection (clamped to
+    [min_fc_dim, max_fc_dim]), because weight bits are shared by every frame."""
+
+    name: str
+    description: str
+    weight_bpp: float
+    model: ModelConfig
+    keyframes: KeyframeConfig
+    fit: FitConfig
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    min_fc_dim: int = 8
+    max_fc_dim: int = 256
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="tiny",
+            description="seconds-long smoke fits: tests and the bundled sample job",
+            weight_bpp=0.01,
+            model=ModelConfig(fc_dim=8, enc_dim=8, stem_hidden=16, pe_levels=8, min_width=4),
+            keyframes=KeyframeConfig(codec="av1", quality=40),
+            fit=FitConfig(epochs=3, lr=5e-3, batch_size=2),
+            max_fc_dim=16,
+        ),
+        Preset(
+            name="fast",
+            description="a few minutes on a CPU; small network",
+            weight_bpp=0.01,
+            model=ModelConfig(),
+            keyframes=KeyframeConfig(codec="av1", quality=32),
+            fit=FitConfig(epochs=200, time_limit_min=3.0),
+        ),
+        Preset(
+            name="default",
+            description="balanced: about 8 minutes of fitting on a 2-core CPU",
+            weight_bpp=0.015,
+            model=ModelConfig(),
+            keyframes=KeyframeConfig(codec="av1", quality=30),
+            fit=FitConfig(epochs=2000, time_limit_min=8.0),
+        ),
+        Preset(
+            name="quality",
+            description="wider network and better keyframes; meant for a GPU",
+            weight_bpp=0.03,
+            model=ModelConfig(enc_dim=32, stem_hidden=128, pe_levels=32, min_width=16),
+            keyframes=KeyframeConfig(codec="av1", quality=24),
+            fit=FitConfig(epochs=400, lr=2e-3, batch_size=8),
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict[str, Any]):
+    """Rebuild a config dataclass from to_dict() output, rejecting unknown or missing fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} must be a JSON object")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad {cls.__name__}: {exc}") from None
