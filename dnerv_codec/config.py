@@ -147,6 +147,8 @@ class Preset:
     quant: QuantConfig = field(default_factory=QuantConfig)
     min_fc_dim: int = 8
     max_fc_dim: int = 256
+    default_size: tuple[int, int] = (256, 320)
+    """Working (height, width) when the inputs differ in size and no --size is given."""
 
 
 PRESETS: dict[str, Preset] = {

@@ -31,3 +31,7 @@ class ResumeError(DnervError):
 
 class ClipIndexError(DnervError, IndexError):
     """A clip index or video name does not exist in the archive."""
+
+
+class Interrupted(DnervError):
+    """The user stopped a fit (Ctrl-C); a checkpoint was written and --resume continues it."""
