@@ -84,7 +84,9 @@ class Layout:
                         end_frame=positions[end_k],
                     )
                 )
-        return cls(clip_len, tuple(videos), tuple(clips), tuple(keyframes), tuple(first_clip), tuple(first_key))
+        return cls(
+            clip_len, tuple(videos), tuple(clips), tuple(keyframes), tuple(first_clip), tuple(first_key)
+        )
 
     @property
     def total_frames(self) -> int:

@@ -76,7 +76,9 @@ class KeyframeConfig:
 
     def __post_init__(self) -> None:
         if self.codec not in KEYFRAME_CODECS:
-            raise ConfigError(f"keyframe codec must be one of {', '.join(KEYFRAME_CODECS)}, got {self.codec!r}")
+            raise ConfigError(
+                f"keyframe codec must be one of {', '.join(KEYFRAME_CODECS)}, got {self.codec!r}"
+            )
         top = 63 if self.codec == "av1" else 51
         if not 0 <= self.quality <= top:
             raise ConfigError(f"{self.codec} keyframe quality must be in 0..{top}, got {self.quality}")

@@ -29,6 +29,7 @@ def frame_psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    frames = frames if frames.flags.writeable else np.array(frames)  # memmaps are read-only
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
 
 

@@ -1,0 +1,219 @@
+"""The `dnerv` command line: a thin typer layer over the library.
+
+Each command parses its options, calls one library function and renders the result; every
+DnervError becomes one red line and exit code 1 (2 for usage errors, 130 for Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from .config import PRESETS
+from .console import RichReporter, console
+from .errors import DnervError, Interrupted
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Neural video codec: many videos, one D-NeRV archive."
+)
+T = TypeVar("T")
+
+_PRESET_HELP = "Named settings: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
+
+
+def _run(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except Interrupted as exc:
+        console.print(f"[yellow]{exc}[/]")
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except DnervError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+@app.command()
+def encode(
+    inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Archive to write, e.g. archive.dnv.")],
+    preset: Annotated[str, typer.Option(help=_PRESET_HELP)] = "default",
+    size: Annotated[
+        str | None, typer.Option(help="Working size HEIGHTxWIDTH (default: the inputs' own when shared).")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Fit for this many epochs (reproducible with --seed).")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Fit for this many minutes; the schedule spans them.")
+    ] = None,
+    keyframe_codec: Annotated[str | None, typer.Option(help="av1 or hevc.")] = None,
+    keyframe_quality: Annotated[int | None, typer.Option(help="Keyframe CRF (lower is better).")] = None,
+    fc_dim: Annotated[int | None, typer.Option(help="Network width C0 (default: sized to the data).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    cache_dir: Annotated[Path | None, typer.Option(help="Folder of the temporary frame cache.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted fit from its checkpoint.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Fit one D-NeRV network to all INPUTS and write one archive."""
+    from .encode import EncodeOptions
+    from .encode import encode as run_encode
+    from .export import parse_size
+
+    def work():
+        opts = EncodeOptions(
+            inputs=tuple(inputs),
+            output=output,
+            preset=preset,
+            size=parse_size(size) if size else None,
+            epochs=epochs,
+            time_limit_min=time_limit,
+            keyframe_codec=keyframe_codec,
+            keyframe_quality=keyframe_quality,
+            fc_dim=fc_dim,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=device,
+            cache_dir=cache_dir,
+            resume=resume,
+            force=force,
+        )
+        return run_encode(opts, RichReporter(quiet=quiet or as_json))
+
+    report = _run(work)
+    if as_json:
+        _emit_json(report.to_json())
+        return
+    table = Table(title=f"{report.output}", show_header=False)
+    ms = f"{report.ms_ssim:.4f}" if report.ms_ssim is not None else "n/a"
+    for key, value in [
+        ("frames", f"{report.frames} at {report.height}x{report.width}"),
+        ("size", f"{report.bytes:,} bytes, {report.bpp:.4f} bpp"),
+        ("PSNR / MS-SSIM", f"{report.psnr:.2f} dB / {ms}"),
+        ("keyframe blend", f"{report.blend_psnr:.2f} dB (network gain {report.gain_db:+.2f} dB)"),
+        ("network", f"{report.params:,} parameters"),
+        ("fit", f"{report.fit_seconds:.0f} s, {report.fit_epochs:.1f} epochs on {report.device}"),
+        ("total time", f"{report.seconds:.0f} s"),
+    ]:
+        table.add_row(key, value)
+    console.print(table)
+
+
+@app.command()
+def decode(
+    archive: Annotated[Path, typer.Argument(help="Archive to decode.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="File (.mkv, .mp4, .y4m) or folder (PNG, --all).")
+    ],
+    clip: Annotated[int | None, typer.Option(help="Global clip index, as `dnerv info` lists it.")] = None,
+    video: Annotated[str | None, typer.Option(help="Video name, as `dnerv info` lists it.")] = None,
+    all_videos: Annotated[
+        bool, typer.Option("--all", help="Every video, one file each, into the output folder.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="With --all: mkv, mp4, y4m or png.")] = "mkv",
+    size: Annotated[
+        str | None, typer.Option(help="'original' or HEIGHTxWIDTH (default: the working size).")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Also report PSNR and MS-SSIM against this video.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+) -> None:
+    """Decode one clip, one video or everything from an archive."""
+    from .decode import Archive
+    from .errors import InputError
+    from .export import decode_all, decode_to_file
+
+    def work():
+        if sum([clip is not None, video is not None, all_videos]) != 1:
+            raise InputError("choose exactly one of --clip N, --video NAME or --all")
+        opened = Archive(archive, device)
+        if all_videos:
+            if reference is not None:
+                raise InputError("--reference goes with --clip or --video, not --all")
+            return decode_all(opened, output, fmt, size, force, RichReporter(quiet=as_json))
+        return [decode_to_file(opened, output, clip, video, size, reference, force)]
+
+    reports = _run(work)
+    if as_json:
+        docs = [r.to_json() for r in reports]
+        _emit_json(
+            docs[0]
+            if len(docs) == 1 and not all_videos
+            else {"output": str(output), "frames": sum(r.frames for r in reports), "files": docs}
+        )
+        return
+    for r in reports:
+        line = f"wrote {r.output} ({r.frames} frames)"
+        if r.psnr is not None:
+            ms = f"{r.ms_ssim:.4f}" if r.ms_ssim is not None else "n/a"
+            line += f": PSNR {r.psnr:.2f} dB, MS-SSIM {ms}"
+        console.print(line)
+
+
+@app.command()
+def info(
+    archive: Annotated[Path, typer.Argument(help="Archive to describe.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    clips: Annotated[bool, typer.Option("--clips", help="List every clip.")] = False,
+) -> None:
+    """What is inside an archive and where the bytes went."""
+    from .info import describe
+
+    doc = _run(lambda: describe(archive))
+    if as_json:
+        _emit_json(doc)
+        return
+    console.print(f"[bold]{archive}[/]: format {doc['format_version']}, written by {doc['writer']}")
+    console.print(
+        f"{len(doc['videos'])} videos, {len(doc['clips'])} clips, {doc['frames']} frames at "
+        f"{doc['height']}x{doc['width']}; {doc['params']:,} parameters ({doc['weight_bits']}-bit), "
+        f"{doc['keyframes']} keyframes ({doc['keyframe_codec']} q{doc['keyframe_quality']})"
+    )
+    videos = Table("video", "frames", "fps", "original size", "clips")
+    for v in doc["videos"]:
+        last = v["first_clip"] + v["clips"] - 1
+        videos.add_row(
+            v["name"],
+            str(v["frames"]),
+            f"{v['fps']:.3g}",
+            f"{v['height']}x{v['width']}",
+            f"{v['first_clip']}..{last}",
+        )
+    console.print(videos)
+    if clips:
+        table = Table("clip", "video", "frames")
+        for c in doc["clips"]:
+            table.add_row(str(c["index"]), c["video"], f"{c['start']}..{c['start'] + c['frames'] - 1}")
+        console.print(table)
+    sizes = Table("section", "bytes", "share", "bpp")
+    total = doc["bytes"]["total"]
+    pixels = doc["frames"] * doc["width"] * doc["height"]
+    for name, n in doc["bytes"].items():
+        sizes.add_row(name, f"{n:,}", f"{100 * n / total:.1f}%", f"{8 * n / pixels:.4f}")
+    console.print(sizes)
+
+
+def main() -> None:
+    app()

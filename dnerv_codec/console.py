@@ -1,0 +1,69 @@
+"""One rich console (on stderr, so --json output on stdout stays clean) and a Reporter that draws
+rich progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .report import Reporter, Task
+
+console = Console(stderr=True, highlight=False)
+
+
+class _RichTask(Task):
+    def __init__(self, progress: Progress, task_id) -> None:
+        self.progress, self.task_id = progress, task_id
+
+    def _fields(self, fields: dict[str, Any]) -> str:
+        parts = []
+        for key, value in fields.items():
+            parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+        return "  ".join(parts)
+
+    def advance(self, n: float = 1, **fields: Any) -> None:
+        self.progress.update(self.task_id, advance=n, info=self._fields(fields))
+
+    def update(self, completed: float, **fields: Any) -> None:
+        self.progress.update(self.task_id, completed=completed, info=self._fields(fields))
+
+
+class RichReporter(Reporter):
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            console.print(message)
+
+    def warn(self, message: str) -> None:
+        console.print(f"[yellow]warning:[/] {message}")
+
+    @contextmanager
+    def task(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Task]:
+        if self.quiet:
+            yield Task()
+            return
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+        ]
+        if unit and total and total > 1:
+            columns.insert(2, MofNCompleteColumn())
+        with Progress(*columns, console=console, transient=False) as progress:
+            yield _RichTask(progress, progress.add_task(description, total=total, info=""))

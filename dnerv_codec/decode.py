@@ -1,0 +1,128 @@
+"""Decode clips from an archive: its keyframes + the shared network, on the CPU or CUDA.
+
+archive ──► header, keyframe index, weights ──► DNeRV
+    clip i ──► its two keyframes (read and decoded alone) ──► network ──► uint8 frames
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .archive.read import ArchiveReader
+from .clips import Clip, VideoEntry
+from .compress.weights import unpack_state
+from .device import resolve_device
+from .errors import ClipIndexError
+from .keyframes import decode_keyframes
+from .model.dnerv import DNeRV, blend_keyframes
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Float frames in [0, 1], [..., 3, H, W] -> uint8 [..., H, W, 3], rounded."""
+    return frames.mul(255).round_().clamp_(0, 255).to(torch.uint8).movedim(-3, -1)
+
+
+class Archive:
+    """An archive opened for decoding. `device`: 'auto', 'cpu', 'cuda' or a torch.device."""
+
+    def __init__(self, path: str | Path, device: str | torch.device = "auto") -> None:
+        self.reader = ArchiveReader(path)
+        self.header = self.reader.header
+        self.layout = self.reader.layout
+        self.device = resolve_device(device)
+        self._model: DNeRV | None = None
+
+    # -- what is inside --------------------------------------------------------------------
+    @property
+    def videos(self) -> tuple[VideoEntry, ...]:
+        return self.layout.videos
+
+    @property
+    def clips(self) -> tuple[Clip, ...]:
+        return self.layout.clips
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Working (height, width) of every decoded frame."""
+        return self.header.height, self.header.width
+
+    def clip(self, index: int) -> Clip:
+        if not 0 <= index < len(self.clips):
+            raise ClipIndexError(
+                f"clip {index} does not exist; this archive has clips 0..{len(self.clips) - 1}"
+            )
+        return self.clips[index]
+
+    def video_index(self, name: str) -> int:
+        index = self.layout.video_index(name)
+        if index is None:
+            names = ", ".join(v.name for v in self.videos[:10])
+            raise ClipIndexError(f"no video named {name!r} in the archive (videos: {names})")
+        return index
+
+    # -- decoding --------------------------------------------------------------------------
+    @property
+    def model(self) -> DNeRV:
+        """The network, built from the header and filled with the archive's weights (lazily)."""
+        if self._model is None:
+            h = self.header
+            model = DNeRV(h.model, h.height, h.width)
+            shapes = {k: tuple(v.shape) for k, v in model.learned_state().items()}
+            model.load_learned_state(unpack_state(self.reader.weights_blob(), shapes, h.quant.bits))
+            model.set_normalization(h.mean, h.std)
+            self._model = model.to(self.device).eval()
+        return self._model
+
+    def keyframes(self, indices: list[int]) -> np.ndarray:
+        """Decoded keyframes uint8 [K, H, W, 3] (only these are read from the file)."""
+        blobs = self.reader.keyframe_blobs(indices)
+        return decode_keyframes(blobs, self.header.keyframes.codec, self.header.height, self.header.width)
+
+    def _clip_batch(self, clips: list[Clip]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        wanted = sorted({k for c in clips for k in (c.key_start, c.key_end)})
+        decoded = dict(zip(wanted, self.keyframes(wanted), strict=True))
+        keys = np.stack([np.stack([decoded[c.key_start], decoded[c.key_end]]) for c in clips])
+        keys_t = torch.from_numpy(keys).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255)
+        inputs = [self.layout.clip_inputs(c) for c in clips]
+        t = torch.from_numpy(np.stack([i[0] for i in inputs])).to(self.device)
+        w = torch.from_numpy(np.stack([i[1] for i in inputs])).to(self.device)
+        return keys_t, t, w
+
+    @torch.inference_mode()
+    def iter_clips(
+        self, indices: Iterable[int], batch_size: int = 4, blend: bool = False
+    ) -> Iterator[torch.Tensor]:
+        """Decoded clips in the given order, each uint8 [length, H, W, 3] on the CPU.
+
+        blend=True gives the network-free baseline instead: the clip's two decoded keyframes
+        blended linearly by distance."""
+        clips = [self.clip(i) for i in indices]
+        for b in range(0, len(clips), batch_size):
+            chunk = clips[b : b + batch_size]
+            keys, t, w = self._clip_batch(chunk)
+            frames = blend_keyframes(keys, w) if blend else self.model(keys, t, w)
+            frames = to_uint8(frames).cpu()
+            for clip, out in zip(chunk, frames, strict=True):
+                yield out[: clip.length]
+
+    def decode_clip(self, index: int, as_float: bool = False) -> torch.Tensor:
+        """One clip: uint8 [T, H, W, 3], or float [3, T, H, W] in [0, 1] with as_float=True."""
+        frames = next(self.iter_clips([index], batch_size=1))
+        return frames.permute(3, 0, 1, 2).float().div(255) if as_float else frames
+
+    def iter_video(self, name: str, batch_size: int = 4, blend: bool = False) -> Iterator[torch.Tensor]:
+        """A video's frames clip by clip (uint8 [length, H, W, 3] each), in order."""
+        yield from self.iter_clips(self.layout.video_clips(self.video_index(name)), batch_size, blend)
+
+    def decode_video(self, name: str) -> torch.Tensor:
+        """A whole video, uint8 [N, H, W, 3]."""
+        return torch.cat(list(self.iter_video(name)))
+
+
+def open_archive(path: str | Path, device: str | torch.device = "auto") -> Archive:
+    """Open an archive for decoding (see Archive)."""
+    return Archive(path, device)

@@ -1,0 +1,358 @@
+"""Encode a collection of videos into one archive.
+
+inputs ──► find_videos ──► frame cache (uint8, working size) ──► Layout (clips, keyframes)
+    keyframes ──► keyframe codec ──► DECODED keyframes ──► fit DNeRV (checkpoints, resume)
+    ──► quantize + entropy-code weights ──► write archive ──► decode it back and measure
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .archive.format import SECTION_NAMES, ArchiveHeader
+from .archive.write import write_archive
+from .clips import Layout, VideoEntry
+from .compress.weights import pack_state
+from .config import FitConfig, KeyframeConfig, ModelConfig, Preset, QuantConfig, get_preset, to_dict
+from .decode import Archive
+from .device import resolve_device
+from .errors import InputError, Interrupted, OutputError, ResumeError
+from .fit.checkpoint import Checkpoint
+from .fit.data import ClipData
+from .fit.trainer import Trainer
+from .keyframes import decode_keyframes, encode_keyframes
+from .metrics import QualityMeter
+from .model.dnerv import DNeRV, count_parameters
+from .report import Reporter
+from .video.cache import open_frames, write_frames
+from .video.read import VideoInfo, find_videos, iter_frames
+
+BITS_PER_PARAM_ESTIMATE = 6.5  # measured coded bits per 8-bit weight; used to size the network
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Everything `dnerv encode` takes. None means: the preset's value."""
+
+    inputs: tuple[Path, ...]
+    output: Path
+    preset: str = "default"
+    size: tuple[int, int] | None = None
+    epochs: int | None = None
+    time_limit_min: float | None = None
+    keyframe_codec: str | None = None
+    keyframe_quality: int | None = None
+    fc_dim: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    cache_dir: Path | None = None
+    resume: bool = False
+    force: bool = False
+
+
+@dataclass
+class EncodeReport:
+    """What an encode produced and measured (quality on frames decoded from the written file)."""
+
+    output: Path
+    bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float | None
+    blend_psnr: float
+    gain_db: float
+    params: int
+    frames: int
+    width: int
+    height: int
+    seconds: float
+    fit_seconds: float
+    fit_steps: int
+    fit_epochs: float
+    device: str
+    sections: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "bpp": self.bpp,
+            "psnr": self.psnr,
+            "ms_ssim": self.ms_ssim,
+            "blend_psnr": self.blend_psnr,
+            "gain_db": self.gain_db,
+            "bytes": self.bytes,
+            "seconds": self.seconds,
+            "params": self.params,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "fit_seconds": self.fit_seconds,
+            "fit_epochs": self.fit_epochs,
+            "device": self.device,
+            "sections": self.sections,
+            "output": str(self.output),
+        }
+
+
+def working_size(
+    videos: list[VideoInfo], asked: tuple[int, int] | None, default: tuple[int, int], multiple: int
+):
+    """The size every frame is fitted at: the one asked for, else the inputs' own size when they all
+    share it, else `default`; then each side rounded to the nearest multiple of the network's
+    stride product (at least one multiple), so every decoder stage has whole pixels."""
+    if asked is None:
+        sizes = {(v.height, v.width) for v in videos}
+        asked = sizes.pop() if len(sizes) == 1 else default
+    return tuple(max(multiple, int(math.floor(s / multiple + 0.5)) * multiple) for s in asked)
+
+
+def choose_fc_dim(preset: Preset, model: ModelConfig, height: int, width: int, pixels: int) -> int:
+    """The widest fc_dim whose estimated weight bits stay within preset.weight_bpp x pixels."""
+    budget_params = preset.weight_bpp * pixels / BITS_PER_PARAM_ESTIMATE
+    lo, hi = preset.min_fc_dim, preset.max_fc_dim
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        fits = count_parameters(dataclasses.replace(model, fc_dim=mid), height, width) <= budget_params
+        lo, hi = (mid, hi) if fits else (lo, mid - 1)
+    return lo
+
+
+def resolve_configs(
+    opts: EncodeOptions,
+) -> tuple[Preset, ModelConfig, KeyframeConfig, FitConfig, QuantConfig]:
+    preset = get_preset(opts.preset)
+    keyframes = preset.keyframes
+    if opts.keyframe_codec is not None or opts.keyframe_quality is not None:
+        codec = opts.keyframe_codec or keyframes.codec
+        quality = opts.keyframe_quality
+        if quality is None:
+            quality = keyframes.quality if codec == keyframes.codec else KeyframeConfig(codec=codec).quality
+        keyframes = KeyframeConfig(codec=codec, quality=quality)
+    fit = preset.fit
+    changes: dict = {"seed": opts.seed}
+    if opts.epochs is not None or opts.time_limit_min is not None:
+        # An explicit schedule replaces the preset's: --epochs alone gives a reproducible fit.
+        changes.update(epochs=opts.epochs, time_limit_min=opts.time_limit_min)
+    if opts.batch_size is not None:
+        changes["batch_size"] = opts.batch_size
+    if opts.lr is not None:
+        changes["lr"] = opts.lr
+    fit = dataclasses.replace(fit, **changes)
+    return preset, preset.model, keyframes, fit, preset.quant
+
+
+def _check_output(opts: EncodeOptions) -> None:
+    out = opts.output
+    if out.is_dir():
+        raise OutputError(f"output {out} is a directory; give a file name such as {out / 'archive.dnv'}")
+    if out.exists() and not opts.force:
+        raise OutputError(f"output {out} exists; use --force to overwrite it")
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder {out.parent} does not exist")
+    if any(out.resolve() == p.resolve() for p in opts.inputs if p.exists()):
+        raise OutputError(f"output {out} is one of the inputs; choose another name")
+
+
+def _fingerprint(videos: list[VideoInfo], size, configs: dict) -> str:
+    items = [
+        [v.name, str(v.path.resolve()), v.path.stat().st_size, v.path.stat().st_mtime_ns] for v in videos
+    ]
+    doc = json.dumps({"videos": items, "size": size, "configs": configs}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeReport:
+    """Encode `opts.inputs` into the archive `opts.output`; see EncodeOptions."""
+    reporter = reporter or Reporter()
+    started = time.monotonic()
+    _check_output(opts)
+    preset, model_cfg, key_cfg, fit_cfg, quant_cfg = resolve_configs(opts)
+    device = resolve_device(opts.device)
+
+    videos, skipped = find_videos(list(opts.inputs))
+    for path, reason in skipped:
+        reporter.warn(f"skipped {path}: {reason}")
+    if not videos:
+        raise InputError("no usable video among the inputs: " + ", ".join(str(p) for p in opts.inputs))
+    with_audio = [v.name for v in videos if v.has_audio]
+    if with_audio:
+        reporter.warn(f"audio is not kept ({len(with_audio)} input(s) have audio, e.g. {with_audio[0]})")
+
+    height, width = working_size(videos, opts.size, preset.default_size, model_cfg.size_multiple)
+    reporter.info(
+        f"{len(videos)} video(s), working size {height}x{width}, preset {preset.name}, device {device}"
+    )
+    ckpt_path = opts.output.with_name(opts.output.name + ".ckpt")
+    cache_dir = opts.cache_dir or opts.output.with_name(opts.output.name + ".cache")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the frame cache {cache_dir}: {exc.strerror}") from None
+
+    interrupted = False
+    try:
+        entries, frames = _fill_cache(videos, cache_dir, height, width, reporter)
+        layout = Layout.build(entries, model_cfg.clip_len)
+        if opts.fc_dim is not None:
+            model_cfg = dataclasses.replace(model_cfg, fc_dim=opts.fc_dim)
+        else:
+            fc = choose_fc_dim(preset, model_cfg, height, width, layout.total_frames * height * width)
+            model_cfg = dataclasses.replace(model_cfg, fc_dim=fc)
+        configs = {
+            "model": to_dict(model_cfg),
+            "keyframes": to_dict(key_cfg),
+            "fit": to_dict(fit_cfg),
+            "quant": to_dict(quant_cfg),
+            "device": device.type,
+        }
+        fingerprint = _fingerprint(videos, (height, width), configs)
+
+        checkpoint = Checkpoint.load(ckpt_path) if opts.resume else None
+        if checkpoint is not None and checkpoint.meta.get("fingerprint") != fingerprint:
+            raise ResumeError(
+                f"the inputs or settings differ from those of the checkpoint {ckpt_path}; "
+                "run again with the same inputs and options, or without --resume to start over"
+            )
+        if checkpoint is not None:
+            blobs = [checkpoint.blobs[f"key{i}"] for i in range(len(layout.keyframes))]
+        else:
+            with reporter.task("coding keyframes", total=len(layout.keyframes)) as task:
+                key_frames = np.stack([frames[v][f] for v, f in layout.keyframes])
+                blobs = encode_keyframes(key_frames, key_cfg)
+                task.advance(len(blobs))
+        decoded = decode_keyframes(blobs, key_cfg.codec, height, width)
+        mean = decoded.reshape(-1, 3).mean(axis=0) / 255
+        std = np.maximum(decoded.reshape(-1, 3).std(axis=0) / 255, 1e-3)
+        if checkpoint is not None:
+            mean, std = np.array(checkpoint.meta["mean"]), np.array(checkpoint.meta["std"])
+
+        torch.manual_seed(fit_cfg.seed)
+        model = DNeRV(model_cfg, height, width)
+        model.set_normalization(mean.tolist(), std.tolist())
+        model.to(device)
+        trainer = Trainer(model, ClipData(layout, frames, decoded), fit_cfg, device)
+        if checkpoint is not None:
+            trainer.load_state(checkpoint.tensors, checkpoint.meta["step"], checkpoint.meta["elapsed"])
+            reporter.info(f"resuming from step {trainer.step} ({trainer.elapsed:.0f} s fitted)")
+
+        def save_checkpoint() -> None:
+            meta = {
+                "fingerprint": fingerprint,
+                "step": trainer.step,
+                "elapsed": trainer.elapsed,
+                "mean": mean.tolist(),
+                "std": std.tolist(),
+                "configs": configs,
+            }
+            blob_map = {f"key{i}": b for i, b in enumerate(blobs)}
+            Checkpoint(meta, trainer.state_tensors(), blob_map).save(ckpt_path)
+
+        params = sum(p.numel() for p in model.parameters())
+        reporter.info(f"network: {params:,} parameters (fc_dim {model_cfg.fc_dim})")
+        total = fit_cfg.epochs * trainer.steps_per_epoch if fit_cfg.time_limit_min is None else None
+        with reporter.task("fitting", total=total if total else 1.0, unit="step") as task:
+
+            def on_progress(p):
+                fields = {"loss": p.loss, "psnr": p.psnr, "epoch": p.epoch}
+                task.update(p.step if total else p.fraction, **fields)
+
+            try:
+                fit = trainer.run(on_progress, save_checkpoint)
+            except KeyboardInterrupt:
+                interrupted = True
+                raise Interrupted(
+                    f"interrupted; fit saved to {ckpt_path}; run the same command with --resume to continue"
+                ) from None
+
+        weights, _ = pack_state({k: v.cpu() for k, v in model.learned_state().items()}, quant_cfg.bits)
+        header = ArchiveHeader(
+            height,
+            width,
+            tuple(mean.tolist()),
+            tuple(std.tolist()),
+            model_cfg,
+            key_cfg,
+            quant_cfg,
+            tuple(layout.videos),
+            writer=f"dnerv {__version__}",
+        )
+        size = write_archive(opts.output, header, blobs, weights, force=opts.force or opts.resume)
+        quality, blend = _measure(opts.output, frames, device, reporter)
+    except BaseException:
+        if not interrupted:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    ckpt_path.unlink(missing_ok=True)
+
+    pixels = layout.total_frames * height * width
+    archive = Archive(opts.output, "cpu")
+    psnr = quality.mean_psnr()
+    return EncodeReport(
+        output=opts.output,
+        bytes=size,
+        bpp=size * 8 / pixels,
+        psnr=psnr,
+        ms_ssim=quality.mean_ms_ssim(),
+        blend_psnr=blend.mean_psnr(),
+        gain_db=psnr - blend.mean_psnr(),
+        params=params,
+        frames=layout.total_frames,
+        width=width,
+        height=height,
+        seconds=time.monotonic() - started,
+        fit_seconds=fit.seconds,
+        fit_steps=fit.steps,
+        fit_epochs=fit.epochs,
+        device=str(device),
+        sections={SECTION_NAMES[k]: v for k, v in archive.reader.section_bytes.items()}
+        | {"container": archive.reader.container_bytes},
+        skipped=[(str(p), r) for p, r in skipped],
+    )
+
+
+def _fill_cache(videos: list[VideoInfo], cache_dir: Path, height: int, width: int, reporter: Reporter):
+    """Stream every video's frames at the working size into the on-disk cache."""
+    entries, frames = [], []
+    with reporter.task("reading videos", total=len(videos), unit="video") as task:
+        for i, video in enumerate(videos):
+            path = cache_dir / f"{i:06d}.u8"
+            count = write_frames(path, iter_frames(video.path, (height, width)), height, width)
+            if count == 0:
+                raise InputError(f"{video.path} has no frames")
+            entries.append(VideoEntry(video.name, video.fps, count, video.width, video.height))
+            frames.append(open_frames(path, height, width))
+            task.advance(1)
+    return entries, frames
+
+
+def _measure(path: Path, frames, device, reporter: Reporter) -> tuple[QualityMeter, QualityMeter]:
+    """PSNR / MS-SSIM of the network and of the keyframe blend, on frames decoded from the file."""
+    archive = Archive(path, device)
+    quality, blend = QualityMeter(), QualityMeter(with_ms_ssim=False)
+    clips = archive.clips
+    with reporter.task("measuring", total=len(clips), unit="clip") as task:
+        for clip, out, base in zip(
+            clips,
+            archive.iter_clips(range(len(clips))),
+            archive.iter_clips(range(len(clips)), blend=True),
+            strict=True,
+        ):
+            reference = np.asarray(frames[clip.video][clip.start : clip.start + clip.length])
+            quality.add(out.numpy(), reference)
+            blend.add(base.numpy(), reference)
+            task.advance(1)
+    return quality, blend

@@ -1,0 +1,60 @@
+"""Clip samples for fitting, read from the on-disk frame cache (memory stays flat as the collection
+grows: frames are memory-mapped, only the clips of one batch are ever materialised)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..clips import Layout
+
+
+class ClipData:
+    """Clips of a collection as uint8 tensors, batched.
+
+    frames[v]: memory-mapped uint8 [n_v, H, W, 3] of video v at the working size.
+    keyframes: uint8 [K, H, W, 3], the DECODED keyframes (what the decoder will see).
+    """
+
+    def __init__(self, layout: Layout, frames: Sequence[np.ndarray], keyframes: np.ndarray) -> None:
+        self.layout = layout
+        self.frames = frames
+        self.keyframes = keyframes
+        inputs = [layout.clip_inputs(c) for c in layout.clips]
+        self.t = torch.from_numpy(np.stack([i[0] for i in inputs]))
+        self.w = torch.from_numpy(np.stack([i[1] for i in inputs]))
+        self.mask = torch.from_numpy(np.stack([i[2] for i in inputs]))
+
+    def __len__(self) -> int:
+        return len(self.layout.clips)
+
+    def batch(self, indices: Sequence[int], with_frames: bool = True) -> dict[str, torch.Tensor]:
+        """A batch of clips: keyframes uint8 [B, 2, 3, H, W], frames uint8 [B, T, 3, H, W] (short clips
+        padded by repeating their last frame; `mask` [B, T] marks real ones), t and w [B, T]."""
+        clips = [self.layout.clips[i] for i in indices]
+        keys = np.stack([self.keyframes[[c.key_start, c.key_end]] for c in clips])
+        out = {
+            "keyframes": torch.from_numpy(keys).permute(0, 1, 4, 2, 3),
+            "t": self.t[list(indices)],
+            "w": self.w[list(indices)],
+            "mask": self.mask[list(indices)],
+        }
+        if with_frames:
+            T = self.layout.clip_len
+            frames = []
+            for c in clips:
+                clip = np.asarray(self.frames[c.video][c.start : c.start + c.length])
+                if c.length < T:
+                    clip = np.concatenate([clip, np.repeat(clip[-1:], T - c.length, axis=0)])
+                frames.append(clip)
+            out["frames"] = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3)
+        return out
+
+
+def epoch_order(num_clips: int, seed: int, epoch: int) -> torch.Tensor:
+    """The clip order of one epoch: a permutation that depends only on (seed, epoch), so a resumed
+    or multi-process fit sees exactly the data order of a single uninterrupted one."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_clips, generator=gen)

@@ -1,0 +1,190 @@
+"""The fitting loop: AdamW, linear warm-up then cosine decay, batches of clips, checkpoints.
+
+The learning-rate schedule is a function of progress in [0, 1]: steps done / steps planned, or
+elapsed / time limit when a time limit is set, so a time-limited fit still anneals to zero.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+
+from ..config import FitConfig
+from .data import ClipData, epoch_order
+
+
+@dataclass(frozen=True)
+class FitProgress:
+    """What a progress bar shows after a step."""
+
+    step: int
+    epoch: int
+    fraction: float
+    loss: float
+    psnr: float
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    epochs: float
+    seconds: float
+    loss: float
+    psnr: float
+
+
+def learning_rate(cfg: FitConfig, progress: float) -> float:
+    """Linear warm-up from 0.1 x lr, then cosine decay to 0 over the rest of the schedule."""
+    if progress < cfg.warmup_frac:
+        return cfg.lr * (0.1 + 0.9 * progress / cfg.warmup_frac)
+    rest = (progress - cfg.warmup_frac) / (1 - cfg.warmup_frac)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(rest, 1.0)))
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Loss between predicted and target frames [N, 3, H, W] in [0, 1]."""
+    if kind in ("l1", "mse"):
+        return F.l1_loss(pred, target) if kind == "l1" else F.mse_loss(pred, target)
+    side = min(pred.shape[-2:])
+    win = min(11, side - (1 - side % 2))  # odd window that fits the frame
+    one_minus_ssim = 1 - ssim(pred, target, data_range=1.0, size_average=True, win_size=max(win, 1))
+    if kind == "l1_ssim":
+        return 0.7 * F.l1_loss(pred, target) + 0.3 * one_minus_ssim
+    return F.mse_loss(pred, target) + 0.03 * one_minus_ssim
+
+
+def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """uint8 clips to float tensors on the device (the conversion happens there, not on the host)."""
+    out = {
+        "keyframes": batch["keyframes"].to(device, non_blocking=True).float().div_(255),
+        "t": batch["t"].to(device, non_blocking=True),
+        "w": batch["w"].to(device, non_blocking=True),
+        "mask": batch["mask"].to(device, non_blocking=True),
+    }
+    if "frames" in batch:
+        out["frames"] = batch["frames"].to(device, non_blocking=True).float().div_(255)
+    return out
+
+
+class Trainer:
+    """Fits `model` to `data`. `rank`/`world` shard every global batch across processes; with
+    world=1 it is a plain single-process fit."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data: ClipData,
+        cfg: FitConfig,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.model, self.data, self.cfg, self.device = model, data, cfg, device
+        self.rank, self.world = rank, world
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0
+        )
+        self.steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+        self.step = 0
+        self.elapsed = 0.0  # fitting seconds of earlier runs, when resumed
+
+    # -- schedule --------------------------------------------------------------------------
+    def progress(self, elapsed: float) -> float:
+        parts = []
+        if self.cfg.epochs is not None:
+            parts.append(self.step / (self.cfg.epochs * self.steps_per_epoch))
+        if self.cfg.time_limit_min is not None:
+            parts.append(elapsed / (60 * self.cfg.time_limit_min))
+        return max(parts)
+
+    def _batches(self) -> Iterator[list[int]]:
+        """Global batches from the current step on; each rank takes its share of every batch."""
+        while True:
+            epoch, offset = divmod(self.step, self.steps_per_epoch)
+            order = epoch_order(len(self.data), self.cfg.seed, epoch)
+            for b in range(offset, self.steps_per_epoch):
+                chunk = order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size].tolist()
+                yield chunk[self.rank :: self.world]
+
+    # -- one step --------------------------------------------------------------------------
+    def train_step(self, indices: list[int], lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = to_model_inputs(self.data.batch(indices), self.device)
+        pred = self.model(batch["keyframes"], batch["t"], batch["w"], clamp=False)
+        mask = batch["mask"]
+        pred, target = pred[mask], batch["frames"][mask]
+        loss = reconstruction_loss(pred, target, self.cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            mse = F.mse_loss(pred.detach().clamp(0, 1), target)
+        return loss.detach(), mse
+
+    def run(
+        self,
+        on_progress: Callable[[FitProgress], None] | None = None,
+        on_checkpoint: Callable[[], None] | None = None,
+    ) -> FitResult:
+        """Fit until the schedule ends. Ctrl-C propagates after `on_checkpoint` has saved state."""
+        self.model.train()
+        start = time.monotonic() - self.elapsed
+        last_save = time.monotonic()
+        loss = psnr = math.nan
+        batches = self._batches()
+        try:
+            while self.progress(time.monotonic() - start) < 1.0:
+                lr = learning_rate(self.cfg, self.progress(time.monotonic() - start))
+                loss_t, mse_t = self.train_step(next(batches), lr)
+                self.step += 1
+                self.elapsed = time.monotonic() - start
+                if on_progress is not None or self.step % 50 == 0:
+                    loss = float(loss_t)
+                    psnr = -10 * math.log10(max(float(mse_t), 1e-10))
+                if on_progress is not None:
+                    frac = min(self.progress(self.elapsed), 1.0)
+                    on_progress(
+                        FitProgress(
+                            self.step, self.step // self.steps_per_epoch, frac, loss, psnr, self.elapsed
+                        )
+                    )
+                if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
+                    on_checkpoint()
+                    last_save = time.monotonic()
+        except KeyboardInterrupt:
+            self.elapsed = time.monotonic() - start
+            if on_checkpoint is not None:
+                on_checkpoint()
+            raise
+        self.model.eval()
+        return FitResult(self.step, self.step / self.steps_per_epoch, self.elapsed, loss, psnr)
+
+    # -- checkpoint state ------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"model.{k}": v for k, v in self.model.learned_state().items()}
+        for i, state in self.optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
+        return tensors
+
+    def load_state(self, tensors: dict[str, torch.Tensor], step: int, elapsed: float) -> None:
+        self.model.load_learned_state(
+            {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, i, key = name.split(".", 2)
+                state.setdefault(int(i), {})[key] = value
+        saved = self.optimizer.state_dict()
+        saved["state"] = state
+        self.optimizer.load_state_dict(saved)
+        self.step, self.elapsed = step, elapsed
