@@ -48,16 +48,19 @@ def learning_rate(cfg: FitConfig, progress: float) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(rest, 1.0)))
 
 
-def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Loss between predicted and target frames [N, 3, H, W] in [0, 1]."""
+def frame_losses(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-frame loss [N] between predicted and target frames [N, 3, H, W] in [0, 1].
+
+    Per frame, so a batch split across processes sums to exactly the single-process mean."""
     if kind in ("l1", "mse"):
-        return F.l1_loss(pred, target) if kind == "l1" else F.mse_loss(pred, target)
+        err = (pred - target).abs() if kind == "l1" else (pred - target).square()
+        return err.flatten(1).mean(1)
     side = min(pred.shape[-2:])
-    win = min(11, side - (1 - side % 2))  # odd window that fits the frame
-    one_minus_ssim = 1 - ssim(pred, target, data_range=1.0, size_average=True, win_size=max(win, 1))
+    win = max(min(11, side - (1 - side % 2)), 1)  # odd window that fits the frame
+    one_minus_ssim = 1 - ssim(pred, target, data_range=1.0, size_average=False, win_size=win)
     if kind == "l1_ssim":
-        return 0.7 * F.l1_loss(pred, target) + 0.3 * one_minus_ssim
-    return F.mse_loss(pred, target) + 0.03 * one_minus_ssim
+        return 0.7 * (pred - target).abs().flatten(1).mean(1) + 0.3 * one_minus_ssim
+    return (pred - target).square().flatten(1).mean(1) + 0.03 * one_minus_ssim
 
 
 def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -71,6 +74,10 @@ def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dic
     if "frames" in batch:
         out["frames"] = batch["frames"].to(device, non_blocking=True).float().div_(255)
     return out
+
+
+def _loss_and_psnr(loss: torch.Tensor, mse: torch.Tensor) -> tuple[float, float]:
+    return float(loss), -10 * math.log10(max(float(mse), 1e-10))
 
 
 class Trainer:
@@ -105,23 +112,26 @@ class Trainer:
         return max(parts)
 
     def _batches(self) -> Iterator[list[int]]:
-        """Global batches from the current step on; each rank takes its share of every batch."""
+        """Global batches (clip indices) from the current step on."""
         while True:
             epoch, offset = divmod(self.step, self.steps_per_epoch)
             order = epoch_order(len(self.data), self.cfg.seed, epoch)
             for b in range(offset, self.steps_per_epoch):
                 chunk = order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size].tolist()
-                yield chunk[self.rank :: self.world]
+                yield chunk
 
     # -- one step --------------------------------------------------------------------------
-    def train_step(self, indices: list[int], lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, global_batch: list[int], lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on this process's share of a global batch of clips."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = to_model_inputs(self.data.batch(indices), self.device)
+        global_frames = int(self.data.mask[global_batch].sum())
+        batch = to_model_inputs(self.data.batch(global_batch[self.rank :: self.world]), self.device)
         pred = self.model(batch["keyframes"], batch["t"], batch["w"], clamp=False)
         mask = batch["mask"]
         pred, target = pred[mask], batch["frames"][mask]
-        loss = reconstruction_loss(pred, target, self.cfg.loss)
+        # Mean over the frames of the GLOBAL batch; DDP averages gradients over `world` processes.
+        loss = frame_losses(pred, target, self.cfg.loss).sum() * (self.world / global_frames)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -139,6 +149,7 @@ class Trainer:
         start = time.monotonic() - self.elapsed
         last_save = time.monotonic()
         loss = psnr = math.nan
+        loss_t = mse_t = None
         batches = self._batches()
         try:
             while self.progress(time.monotonic() - start) < 1.0:
@@ -146,16 +157,11 @@ class Trainer:
                 loss_t, mse_t = self.train_step(next(batches), lr)
                 self.step += 1
                 self.elapsed = time.monotonic() - start
-                if on_progress is not None or self.step % 50 == 0:
-                    loss = float(loss_t)
-                    psnr = -10 * math.log10(max(float(mse_t), 1e-10))
-                if on_progress is not None:
+                if on_progress is not None:  # reading the loss syncs a GPU: only when it is shown
+                    loss, psnr = _loss_and_psnr(loss_t, mse_t)
                     frac = min(self.progress(self.elapsed), 1.0)
-                    on_progress(
-                        FitProgress(
-                            self.step, self.step // self.steps_per_epoch, frac, loss, psnr, self.elapsed
-                        )
-                    )
+                    epoch = self.step // self.steps_per_epoch
+                    on_progress(FitProgress(self.step, epoch, frac, loss, psnr, self.elapsed))
                 if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
                     on_checkpoint()
                     last_save = time.monotonic()
@@ -165,6 +171,8 @@ class Trainer:
                 on_checkpoint()
             raise
         self.model.eval()
+        if loss_t is not None:
+            loss, psnr = _loss_and_psnr(loss_t, mse_t)
         return FitResult(self.step, self.step / self.steps_per_epoch, self.elapsed, loss, psnr)
 
     # -- checkpoint state ------------------------------------------------------------------
