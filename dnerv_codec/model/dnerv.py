@@ -1,0 +1,172 @@
+"""The D-NeRV network: two decoded keyframes + frame positions -> the clip's frames."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from .layers import (
+    ContentEncoder,
+    DecoderStage,
+    FlowWarp,
+    PositionalEncoding,
+    blend_keyframes,
+    clip_instance_norm,
+    lerp_frames,
+)
+
+__all__ = ["DNeRV", "blend_keyframes", "count_parameters", "stage_widths"]
+
+
+def stage_widths(cfg: ModelConfig) -> list[int]:
+    """Output channels of each stride stage: fc_dim, then max(round(prev / stride), min_width)."""
+    widths = [cfg.fc_dim]
+    for s in cfg.strides[1:]:
+        widths.append(max(round(widths[-1] / s), cfg.min_width))
+    return widths
+
+
+class DNeRV(nn.Module):
+    """D-NeRV decoder for frames of one working size (height, width), both multiples of prod(strides).
+
+    keyframes [B,2,3,H,W] ──normalise──► kn [2B,3,H,W] ──► ContentEncoder ──► K_0 .. K_{S-1}, kn
+                                                        (K_s: [2B,E,h_s,w_s], stage s input size)
+    t [B,T] ─► PE (2L) ─► Linear ─► GELU ─► Linear ─► GELU ─► [BT, C0, fc_h, fc_w]
+                                                                    │
+                             lerp_w(K_0 start, K_0 end) ──► cat ◄───┘
+                                                             │
+                                          InstanceNorm over (T, h, w) per clip and channel
+                                                             │
+    stage s = 0..S-1 (x: [BT, C_in, h_s, w_s]) ──────────────▼────────────────────────
+    │  flow head(x) ─► 2 flows ─► warp K_s start/end ─► (1-w)*a + w*b ─► SAF(x) (scale, shift)
+    │  NeRV block: conv3x3 ─► pixel shuffle(stride_s) ─► GELU ─► + GTMLP (T x T per channel)
+    └──────────────────────────────────────────────────────────┬──────────────────────
+                                                               ▼ x: [BT, C_S, H, W]
+    output: flow head(x) ─► warp kn start/end ─► fuse ─► blend [BT, 3, H, W]
+            head(cat[x, blend]) = conv1x1 ─► GELU ─► conv3x3 ─► 3   (+ blend if blend_residual)
+            ─► * std + mean ─► clamp [0, 1] ─► frames [B, T, 3, H, W]
+
+    With cfg.blend_residual the last conv of every flow head and of the RGB head starts at zero, so
+    the untrained network returns exactly blend_keyframes(keyframes, w). mean/std are per-archive
+    constants, not learned: state_dict() and learned_state() hold the parameters only.
+    """
+
+    def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
+        super().__init__()
+        m = cfg.size_multiple
+        if height < m or width < m or height % m or width % m:
+            raise ConfigError(
+                f"frame size {height}x{width} must be a positive multiple of {m} (prod of strides)"
+            )
+        self.cfg, self.height, self.width = cfg, height, width
+        self.fc_h, self.fc_w = height // m, width // m
+        zero = cfg.blend_residual
+        # Activation layout. NHWC runs the narrow convs of this network 2-4x faster on CPU (oneDNN)
+        # and is the tensor-core layout on CUDA; set torch.contiguous_format to compare.
+        self.memory_format = torch.channels_last
+
+        self.register_buffer("mean", torch.full((3,), 0.5), persistent=False)
+        self.register_buffer("std", torch.full((3,), 0.25), persistent=False)
+        self.encoder = ContentEncoder(cfg.enc_dim, cfg.strides)
+        self.pe = PositionalEncoding(cfg.pe_levels, cfg.pe_base)
+        self.stem = nn.Sequential(
+            nn.Linear(2 * cfg.pe_levels, cfg.stem_hidden),
+            nn.GELU(),
+            nn.Linear(cfg.stem_hidden, self.fc_h * self.fc_w * cfg.fc_dim),
+            nn.GELU(),
+        )
+        widths = stage_widths(cfg)
+        stages, c_in, h, w = [], cfg.fc_dim + cfg.enc_dim, self.fc_h, self.fc_w
+        for s, c_out in zip(cfg.strides, widths, strict=True):
+            stages.append(DecoderStage(c_in, c_out, cfg.enc_dim, s, h, w, cfg.clip_len, zero))
+            c_in, h, w = c_out, h * s, w * s
+        self.stages = nn.ModuleList(stages)
+        self.out_flow = FlowWarp(c_in, height, width, zero, exact_identity=True)
+        self.head = nn.Sequential(nn.Conv2d(c_in + 3, c_in, 1), nn.GELU(), nn.Conv2d(c_in, 3, 3, padding=1))
+        if zero:
+            nn.init.zeros_(self.head[2].weight)
+            nn.init.zeros_(self.head[2].bias)
+
+    # -- non-learned constants and learned state -------------------------------------------------
+
+    @torch.no_grad()
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Set the per-channel keyframe normalisation (3 values each, std > 0)."""
+        mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
+        std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
+        if mean_t.numel() != 3 or std_t.numel() != 3 or not bool((std_t > 0).all()):
+            raise ConfigError(f"normalisation needs 3 means and 3 positive stds, got {mean}, {std}")
+        self.mean.copy_(mean_t)
+        self.std.copy_(std_t)
+
+    def learned_state(self) -> dict[str, Tensor]:
+        """The parameters only, in named_parameters() order (detached; they share storage)."""
+        return {name: p.detach() for name, p in self.named_parameters()}
+
+    @torch.no_grad()
+    def load_learned_state(self, state: Mapping[str, Tensor]) -> None:
+        """Copy parameters from learned_state() output; names and shapes must match exactly."""
+        params = dict(self.named_parameters())
+        if set(state) != set(params):
+            missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+            raise ConfigError(f"learned state does not fit this model: missing {missing}, unexpected {extra}")
+        for name, p in params.items():
+            if tuple(state[name].shape) != tuple(p.shape):
+                raise ConfigError(
+                    f"learned state {name}: shape {tuple(state[name].shape)}, expected {tuple(p.shape)}"
+                )
+            p.copy_(state[name])
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def _check(self, keyframes: Tensor, t: Tensor, w: Tensor) -> None:
+        b, frames = t.shape if t.dim() == 2 else (-1, -1)
+        if tuple(keyframes.shape) != (b, 2, 3, self.height, self.width) or tuple(w.shape) != (b, frames):
+            raise ValueError(
+                f"expected keyframes [B,2,3,{self.height},{self.width}], t and w [B,T]; got "
+                f"{tuple(keyframes.shape)}, {tuple(t.shape)}, {tuple(w.shape)}"
+            )
+        if not 1 <= frames <= self.cfg.clip_len:
+            raise ConfigError(f"clips of {frames} frames: this model handles 1..{self.cfg.clip_len}")
+
+    def forward(self, keyframes: Tensor, t: Tensor, w: Tensor, clamp: bool = True) -> Tensor:
+        """keyframes [B, 2, 3, H, W] in [0, 1] (decoded start and end), t [B, T] (frame index / video
+        length), w [B, T] ((i - start) / (end - start)) -> frames [B, T, 3, H, W], clamped to [0, 1]
+        when clamp (clamp=False keeps gradients everywhere for training)."""
+        self._check(keyframes, t, w)
+        b, frames = t.shape
+        n = b * frames
+        mean, std = self.mean.view(1, 3, 1, 1), self.std.view(1, 3, 1, 1)
+        fmt = self.memory_format
+        kn = (keyframes.reshape(2 * b, 3, self.height, self.width).to(mean.dtype) - mean) / std
+        kn = kn.contiguous(memory_format=fmt)
+        feats = self.encoder(kn)  # once per clip: [2B, E, h_s, w_s] per stage, then kn
+
+        x = self.stem(self.pe(t)).reshape(b, frames, self.cfg.fc_dim, self.fc_h, self.fc_w)
+        k0 = feats[0].reshape(b, 2, 1, -1, self.fc_h, self.fc_w)
+        x = torch.cat([x, lerp_frames(k0[:, 0], k0[:, 1], w).to(x.dtype)], dim=2)
+        x = clip_instance_norm(x).reshape(n, -1, self.fc_h, self.fc_w).contiguous(memory_format=fmt)
+
+        for stage, kf in zip(self.stages, feats[:-1], strict=True):
+            x = stage(x, kf, w)
+        blend = self.out_flow(x, kn, w)  # [N, 3, H, W], normalised units
+        y = self.head(torch.cat([x, blend.to(x.dtype)], dim=1))
+        if self.cfg.blend_residual:
+            y = y + blend
+        y = torch.addcmul(mean, y, std)  # de-normalise: y * std + mean
+        if clamp:
+            y = y.clamp(0.0, 1.0)
+        return y.contiguous().reshape(b, frames, 3, self.height, self.width)
+
+
+@functools.lru_cache(maxsize=1024)
+def count_parameters(cfg: ModelConfig, height: int, width: int) -> int:
+    """Number of learned parameters of DNeRV(cfg, height, width), built on 'meta' (no weights)."""
+    with torch.device("meta"):
+        model = DNeRV(cfg, height, width)
+    return sum(p.numel() for p in model.parameters())

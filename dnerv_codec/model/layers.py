@@ -1,0 +1,245 @@
+"""Reusable D-NeRV blocks.
+
+Shape conventions: B clips, T frames per clip, N = B * T frames folded into the batch dimension
+(frame-major inside a clip: row b * T + i is frame i of clip b). Keyframe tensors hold 2B images,
+row b * 2 + k is keyframe k (0 = start, 1 = end) of clip b. Every block is a plain 2-D conv network
+on N images; only GTMLP and the instance norm look across the T frames of a clip.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def is_channels_last(x: Tensor) -> bool:
+    """Whether a 4-D activation is laid out NHWC (ambiguous layouts, e.g. C == 1, count as NCHW)."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def lerp_frames(start: Tensor, end: Tensor, w: Tensor) -> Tensor:
+    """Per-frame distance-weighted fusion (1 - w) * start + w * end.
+
+    start, end: [B, 1, ...] or [B, T, ...] (broadcast over T); w: [B, T]. Returns [B, T, ...].
+    """
+    wv = w.to(start.dtype).reshape(w.shape + (1,) * (start.dim() - 2))
+    return torch.lerp(start, end, wv)
+
+
+def blend_keyframes(keyframes: Tensor, w: Tensor) -> Tensor:
+    """The network-free baseline: each frame is (1 - w) * k0 + w * k1 of its clip's keyframes.
+
+    keyframes: [B, 2, 3, H, W]; w: [B, T]. Returns [B, T, 3, H, W] (no copy of the keyframes).
+    """
+    return lerp_frames(keyframes[:, :1], keyframes[:, 1:], w)
+
+
+def clip_instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """InstanceNorm3d without affine on a clip laid out frame-major.
+
+    x: [B, T, C, h, w]; each (clip, channel) is normalised over (T, h, w), exactly as
+    nn.InstanceNorm3d on [B, C, T, h, w] would, but without permuting the frames out of the batch.
+    Statistics are taken in at least float32 (half precision loses them on large maps).
+    """
+    xs = x.to(torch.promote_types(x.dtype, torch.float32))
+    var, mean = torch.var_mean(xs, dim=(1, 3, 4), keepdim=True, unbiased=False)
+    return ((xs - mean) * torch.rsqrt(var + eps)).to(x.dtype)
+
+
+class PositionalEncoding(nn.Module):
+    """sin/cos of t at frequencies base**i * pi, i = 0..levels-1: [N] -> [N, 2 * levels]."""
+
+    def __init__(self, levels: int, base: float) -> None:
+        super().__init__()
+        freqs = (base ** torch.arange(levels, dtype=torch.float64, device="cpu")) * math.pi
+        # Constant: recomputed from the config, so kept out of the learned state.
+        self.register_buffer("freqs", freqs.float().to(torch.get_default_device()), persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        x = t.to(self.freqs.dtype).reshape(-1, 1) * self.freqs
+        return torch.cat([torch.sin(x), torch.cos(x)], dim=1)
+
+
+def base_grid(height: int, width: int) -> Tensor:
+    """Identity sampling grid for grid_sample(align_corners=True): [height, width, 2] as (x, y).
+
+    Built on the default device; on 'meta' (count_parameters) only its shape is made.
+    """
+    device = torch.get_default_device()
+    if device.type == "meta":
+        return torch.empty(height, width, 2)
+    ys = torch.linspace(-1.0, 1.0, height, device=device)
+    xs = torch.linspace(-1.0, 1.0, width, device=device)
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
+
+
+class FlowWarp(nn.Module):
+    """Flow head, backward warp of both keyframes' features, distance-weighted fusion.
+
+    forward(x [N, C, h, w], kf [2B, E, h, w], w [B, T]) -> fused [N, E, h, w], where
+    fused = (1 - w) * warp(start, flow_fwd) + w * warp(end, flow_bwd). The head predicts 4
+    channels: (dx, dy) from the start keyframe, then (dx, dy) from the end one, in pixels of this
+    resolution. With zero_init the last conv starts at zero, so the warp starts as the identity.
+
+    exact_identity: grid_sample's float32 unnormalisation lands up to ~1e-5 px off the pixel centres
+    (no float32 grid avoids it for every size), so a zero flow blurs slightly. With this flag the
+    warp is computed as kf + (sample(kf, base + flow) - sample(kf, base)); the second sample is once
+    per keyframe, not per frame, and a zero flow is then an exact identity. Used where the warped
+    keyframes reach the output (the blend), so the untrained blend-residual network is exactly the blend.
+    """
+
+    def __init__(self, channels: int, height: int, width: int, zero_init: bool, exact_identity: bool = False):
+        super().__init__()
+        hidden = max(channels // 4, 1)
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.GELU(), nn.Conv2d(hidden, 4, 3, padding=1)
+        )
+        if zero_init:
+            nn.init.zeros_(self.head[2].weight)
+            nn.init.zeros_(self.head[2].bias)
+        self.exact_identity = exact_identity
+        # Constants of this resolution, built once: pixel -> normalised units, identity grid.
+        scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
+        self.register_buffer("grid_scale", scale, persistent=False)
+        self.register_buffer("base_grid", base_grid(height, width), persistent=False)
+
+    def _sample(self, kf: Tensor, grid: Tensor) -> Tensor:
+        return F.grid_sample(kf, grid.to(kf.dtype), "bilinear", "border", align_corners=True)
+
+    def forward(self, x: Tensor, kf: Tensor, w: Tensor) -> Tensor:
+        b, t = w.shape
+        e, h, wd = kf.shape[-3:]
+        flow = self.head(x).reshape(b, t, 2, 2, h, wd)  # [B, T, keyframe, (x, y), h, w]
+        kf2 = kf.reshape(b, 2, e, h, wd)
+        warped = []
+        for k in range(2):  # start, end keyframe (never a loop over frames)
+            # The T frames' grids are stacked along the height, [B, T*h, w, 2], so each keyframe's
+            # features are sampled by one call per clip instead of being expanded to T copies.
+            grid = torch.addcmul(self.base_grid, flow[:, :, k].permute(0, 1, 3, 4, 2), self.grid_scale)
+            out = self._sample(kf2[:, k], grid.reshape(b, t * h, wd, 2)).reshape(b, e, t, h, wd)
+            if self.exact_identity:
+                ident = self._sample(kf2[:, k], self.base_grid.expand(b, h, wd, 2))
+                out = out + (kf2[:, k] - ident).unsqueeze(2)
+            warped.append(out)
+        wv = w.to(warped[0].dtype).reshape(b, 1, t, 1, 1)
+        fused = torch.lerp(warped[0], warped[1], wv)  # [B, E, T, h, w]
+        # Back to frames in the batch, in x's memory format (one copy either way).
+        if is_channels_last(x):
+            return fused.permute(0, 2, 3, 4, 1).contiguous().view(b * t, h, wd, e).permute(0, 3, 1, 2)
+        return fused.transpose(1, 2).reshape(b * t, e, h, wd)
+
+
+class SAF(nn.Module):
+    """Spatially-adaptive fusion: (g, b) = conv1x1(fused); x * (1 + g) + b.
+
+    forward(x [N, C, h, w], fused [N, E, h, w]) -> [N, C, h, w].
+    """
+
+    def __init__(self, feat_channels: int, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(feat_channels, 2 * channels, 1)
+
+    def forward(self, x: Tensor, fused: Tensor) -> Tensor:
+        g, b = self.conv(fused).chunk(2, dim=1)
+        return torch.addcmul(x + b, x, g)
+
+
+class NeRVBlock(nn.Module):
+    """3x3 conv -> pixel shuffle by the stride -> GELU: [N, C_in, h, w] -> [N, C_out, s*h, s*w]."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels * stride * stride, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(stride)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.shuffle(self.conv(x)))
+
+
+class GTMLP(nn.Module):
+    """Global temporal MLP: per channel, a learned T x T map across a clip's frames, residual.
+
+    Built for clip_len frames; a shorter clip (T < clip_len) uses the top-left T x T block.
+    forward(x [N, C, h, w], frames=T) -> x + mix(x), mix[b, i, c] = sum_j W[c, i, j] x[b, j, c] + bias[c, i],
+    returned in x's memory format. Weights start at zero: the block begins as the identity.
+    """
+
+    def __init__(self, channels: int, clip_len: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(channels, clip_len, clip_len))
+        self.bias = nn.Parameter(torch.zeros(channels, clip_len))
+        self.register_buffer("eye", torch.eye(clip_len, device="cpu").to(torch.get_default_device()), persistent=False)
+
+    def forward(self, x: Tensor, frames: int) -> Tensor:
+        n, c, h, w = x.shape
+        b, t = n // frames, frames
+        if t > self.weight.shape[1]:
+            raise ValueError(f"clip of {t} frames exceeds the {self.weight.shape[1]} it was built for")
+        # The residual is folded into the map, (I + W) x + bias, so the whole block is one
+        # batched matmul over channels between two layout copies (no separate add pass).
+        weight = (self.weight[:, :t, :t] + self.eye[:t, :t]).to(x.dtype)
+        bias = self.bias[:, :t].to(x.dtype).unsqueeze(-1)
+        if is_channels_last(x):  # memory [B, T, h, w, C]
+            xc = x.permute(0, 2, 3, 1).reshape(b, t, h * w, c).permute(3, 1, 0, 2).reshape(c, t, -1)
+            y = torch.baddbmm(bias, weight, xc).view(c, t, b, h, w)
+            return y.permute(2, 1, 3, 4, 0).reshape(n, h, w, c).permute(0, 3, 1, 2)
+        xc = x.reshape(b, t, c, h * w).permute(2, 1, 0, 3).reshape(c, t, -1)
+        y = torch.baddbmm(bias, weight, xc).view(c, t, b, h * w)
+        return y.permute(2, 1, 0, 3).reshape(n, c, h, w)
+
+
+class DecoderStage(nn.Module):
+    """One stride stage: flow + warp + fuse, SAF, NeRV block (upsample by stride), GTMLP.
+
+    forward(x [N, C_in, h, w], kf [2B, E, h, w], w [B, T]) -> [N, C_out, s*h, s*w].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        feat_channels: int,
+        stride: int,
+        height: int,
+        width: int,
+        clip_len: int,
+        zero_init: bool,
+    ) -> None:
+        super().__init__()
+        self.flow = FlowWarp(in_channels, height, width, zero_init)
+        self.saf = SAF(feat_channels, in_channels)
+        self.block = NeRVBlock(in_channels, out_channels, stride)
+        self.gtmlp = GTMLP(out_channels, clip_len)
+
+    def forward(self, x: Tensor, kf: Tensor, w: Tensor) -> Tensor:
+        x = self.saf(x, self.flow(x, kf, w))
+        return self.gtmlp(self.block(x), w.shape[1])
+
+
+class ContentEncoder(nn.Module):
+    """Keyframe content encoder: [2B, 3, H, W] (normalised) -> multi-scale features.
+
+    3x3 conv 3 -> E + GELU at full resolution, then one patchify conv (kernel = stride) + GELU per
+    decoder stage, finest first. Returns the features at each decoder stage's input resolution,
+    coarsest first ([2B, E, h_s, w_s] for s = 0..S-1), then the normalised keyframes themselves.
+    """
+
+    def __init__(self, enc_dim: int, strides: tuple[int, ...]) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, enc_dim, 3, padding=1), nn.GELU())
+        # down[i] undoes strides[-1 - i]: built fine -> coarse.
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(enc_dim, enc_dim, s, stride=s), nn.GELU()) for s in reversed(strides)
+        )
+
+    def forward(self, k: Tensor) -> list[Tensor]:
+        feats = []
+        x = self.stem(k)
+        for down in self.down:
+            x = down(x)
+            feats.append(x)
+        return feats[::-1] + [k]

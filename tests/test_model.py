@@ -1,0 +1,199 @@
+"""DNeRV network: shapes, blend-residual initialisation, gradients, learned state, parameter count."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from dnerv_codec.config import ModelConfig
+from dnerv_codec.errors import ConfigError
+from dnerv_codec.model.dnerv import DNeRV, blend_keyframes, count_parameters
+from dnerv_codec.model.layers import GTMLP, clip_instance_norm
+
+SMALL = ModelConfig(fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2, 2))
+
+
+def inputs(b: int, t: int, h: int, w: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    keyframes = torch.rand(b, 2, 3, h, w, generator=g)
+    pos = torch.rand(b, t, generator=g)
+    dist = torch.rand(b, t, generator=g)
+    return keyframes, pos, dist
+
+
+def perturb(model: torch.nn.Module, seed: int = 1, scale: float = 0.1) -> None:
+    """Move every parameter off its (possibly zero) initialisation."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize(
+    ("cfg", "h", "w", "t"),
+    [
+        (ModelConfig(), 64, 96, 8),
+        (ModelConfig(), 64, 96, 3),
+        (dataclasses.replace(SMALL, blend_residual=False), 32, 32, 8),
+        (SMALL, 32, 32, 3),
+    ],
+)
+def test_output_shape_dtype_range(cfg, h, w, t):
+    model = DNeRV(cfg, h, w)
+    perturb(model)
+    with torch.no_grad():
+        y = model(*inputs(2, t, h, w))
+        raw = model(*inputs(2, t, h, w), clamp=False)
+    assert y.shape == (2, t, 3, h, w) and y.dtype == torch.float32 and y.is_contiguous()
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert torch.equal(raw.clamp(0, 1), y)
+
+
+def test_bad_sizes_and_clip_lengths():
+    with pytest.raises(ConfigError):
+        DNeRV(ModelConfig(), 64, 90)  # 90 is not a multiple of 32
+    with pytest.raises(ConfigError):
+        DNeRV(SMALL, 4, 32)  # smaller than one coarse cell
+    model = DNeRV(SMALL, 32, 32)
+    with pytest.raises(ConfigError):
+        model(*inputs(1, SMALL.clip_len + 1, 32, 32))
+    with pytest.raises(ValueError):
+        model(*inputs(1, 4, 32, 64))
+    with pytest.raises(ConfigError):
+        model.set_normalization([0.5, 0.5, 0.5], [0.2, 0.0, 0.2])
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+@pytest.mark.parametrize(("cfg", "h", "w"), [(ModelConfig(), 64, 96), (SMALL, 32, 32)])
+def test_untrained_blend_residual_is_the_blend(cfg, h, w, fmt):
+    torch.manual_seed(0)
+    model = DNeRV(cfg, h, w)
+    model.memory_format = fmt
+    model.set_normalization([0.4, 0.5, 0.6], [0.2, 0.3, 0.25])
+    keyframes, t, dist = inputs(2, 5, h, w)
+    dist[0, 0], dist[0, 1] = 0.0, 1.0
+    expected = blend_keyframes(keyframes, dist)
+    assert expected.shape == (2, 5, 3, h, w)
+    torch.testing.assert_close(model(keyframes, t, dist), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(expected[0, 0], keyframes[0, 0], atol=0, rtol=0)
+
+
+def _params_without_grad(model: torch.nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+
+
+def test_gradients_reach_every_parameter():
+    model = DNeRV(dataclasses.replace(SMALL, blend_residual=False), 32, 32)
+    y = model(*inputs(2, 8, 32, 32), clamp=False)
+    (y - torch.rand_like(y)).square().mean().backward()
+    assert _params_without_grad(model) == []
+
+
+def test_blend_residual_gradients_spread_after_a_few_steps():
+    # Zero-initialised last convs block the gradient upstream at first; each Adam step opens one more
+    # layer of the chain (RGB head, then the stage flow heads' last convs, then their first convs).
+    torch.manual_seed(0)
+    model = DNeRV(SMALL, 32, 32)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    keyframes, t, dist = inputs(2, 8, 32, 32)
+    target = torch.rand(2, 8, 3, 32, 32)
+    for _ in range(3):
+        opt.zero_grad()
+        (model(keyframes, t, dist, clamp=False) - target).abs().mean().backward()
+        first = _params_without_grad(model)
+        opt.step()
+    assert first == []
+
+
+def test_learned_state_round_trip():
+    torch.manual_seed(0)
+    a = DNeRV(SMALL, 32, 32)
+    perturb(a)
+    a.set_normalization([0.3, 0.4, 0.5], [0.2, 0.2, 0.3])
+    state = a.learned_state()
+    assert list(state) == [n for n, _ in a.named_parameters()]
+    assert set(a.state_dict()) == set(state)  # mean/std and grids are not state
+    assert sum(v.numel() for v in state.values()) == count_parameters(SMALL, 32, 32)
+
+    torch.manual_seed(1)
+    b = DNeRV(SMALL, 32, 32)
+    b.load_learned_state({k: v.clone() for k, v in state.items()})
+    b.set_normalization([0.3, 0.4, 0.5], [0.2, 0.2, 0.3])
+    x = inputs(2, 8, 32, 32)
+    assert torch.equal(a(*x), b(*x))
+
+    with pytest.raises(ConfigError):
+        b.load_learned_state({k: v for k, v in state.items() if k != "head.0.bias"})
+    with pytest.raises(ConfigError):
+        b.load_learned_state({**state, "head.0.bias": torch.zeros(1)})
+
+
+@pytest.mark.parametrize(
+    ("cfg", "h", "w"),
+    [
+        (ModelConfig(), 256, 320),
+        (ModelConfig(fc_dim=100, strides=(4, 2, 2, 2, 2)), 256, 320),
+        (SMALL, 32, 48),
+    ],
+)
+def test_count_parameters_matches_real_model(cfg, h, w):
+    assert count_parameters(cfg, h, w) == sum(p.numel() for p in DNeRV(cfg, h, w).parameters())
+
+
+def test_deterministic_under_seed():
+    x = inputs(1, 8, 32, 32)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = DNeRV(dataclasses.replace(SMALL, blend_residual=False), 32, 32)
+        outs.append(model(*x))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_memory_formats_and_dtypes_agree():
+    torch.manual_seed(0)
+    model = DNeRV(SMALL, 32, 32)
+    perturb(model)
+    x = inputs(2, 6, 32, 32)
+    ref = model(*x)
+    model.memory_format = torch.contiguous_format
+    torch.testing.assert_close(model(*x), ref, atol=1e-5, rtol=0)
+    model.memory_format = torch.channels_last
+    out64 = model.double()(*x)
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64.float(), ref, atol=1e-5, rtol=0)
+
+
+def test_gtmlp_short_clip_uses_top_left_block():
+    full = GTMLP(channels=3, clip_len=8)
+    perturb(full)
+    short = GTMLP(channels=3, clip_len=5)
+    with torch.no_grad():
+        short.weight.copy_(full.weight[:, :5, :5])
+        short.bias.copy_(full.bias[:, :5])
+    x = torch.randn(2 * 5, 3, 4, 6)
+    torch.testing.assert_close(full(x, 5), short(x, 5))
+    # Frames do not leak across clips of the batch.
+    x2 = x.clone()
+    x2[5:] += 1.0
+    torch.testing.assert_close(full(x2, 5)[:5], full(x, 5)[:5])
+
+
+def test_clip_instance_norm_is_instance_norm_3d():
+    x = torch.randn(2, 5, 6, 4, 3)  # [B, T, C, h, w]
+    ref = torch.nn.InstanceNorm3d(6)(x.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(clip_instance_norm(x), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    torch.manual_seed(0)
+    model = DNeRV(ModelConfig(), 64, 96)
+    perturb(model, scale=0.05)
+    x = inputs(2, 8, 64, 96)
+    ref = model(*x)
+    out = model.cuda()(*(v.cuda() for v in x))
+    torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=0)
