@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .config import PRESETS
@@ -26,17 +27,23 @@ T = TypeVar("T")
 _PRESET_HELP = "Named settings: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
 
 
+def _line(exc: BaseException) -> str:
+    """An exception's message as one line of plain text (paths like `a[1].mp4` are not markup)."""
+    return escape(" ".join(str(exc).splitlines()))
+
+
 def _run(fn: Callable[[], T]) -> T:
+    # soft_wrap: one message stays one line however narrow the terminal (scripts grep for it)
     try:
         return fn()
     except Interrupted as exc:
-        console.print(f"[yellow]{exc}[/]")
+        console.print(f"[yellow]{_line(exc)}[/]", soft_wrap=True)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         raise typer.Exit(130) from None
     except DnervError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {_line(exc)}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -103,7 +110,7 @@ def encode(
     if as_json:
         _emit_json(report.to_json())
         return
-    table = Table(title=f"{report.output}", show_header=False)
+    table = Table(title=escape(str(report.output)), show_header=False)
     ms = f"{report.ms_ssim:.4f}" if report.ms_ssim is not None else "n/a"
     for key, value in [
         ("frames", f"{report.frames} at {report.height}x{report.width}"),
@@ -165,11 +172,11 @@ def decode(
         )
         return
     for r in reports:
-        line = f"wrote {r.output} ({r.frames} frames)"
+        line = f"wrote {escape(str(r.output))} ({r.frames} frames)"
         if r.psnr is not None:
             ms = f"{r.ms_ssim:.4f}" if r.ms_ssim is not None else "n/a"
             line += f": PSNR {r.psnr:.2f} dB, MS-SSIM {ms}"
-        console.print(line)
+        console.print(line, soft_wrap=True)
 
 
 @app.command()
@@ -185,7 +192,9 @@ def info(
     if as_json:
         _emit_json(doc)
         return
-    console.print(f"[bold]{archive}[/]: format {doc['format_version']}, written by {doc['writer']}")
+    console.print(
+        f"[bold]{escape(str(archive))}[/]: format {doc['format_version']}, written by {escape(doc['writer'])}"
+    )
     console.print(
         f"{len(doc['videos'])} videos, {len(doc['clips'])} clips, {doc['frames']} frames at "
         f"{doc['height']}x{doc['width']}; {doc['params']:,} parameters ({doc['weight_bits']}-bit), "
@@ -195,7 +204,7 @@ def info(
     for v in doc["videos"]:
         last = v["first_clip"] + v["clips"] - 1
         videos.add_row(
-            v["name"],
+            escape(v["name"]),
             str(v["frames"]),
             f"{v['fps']:.3g}",
             f"{v['height']}x{v['width']}",
@@ -205,7 +214,9 @@ def info(
     if clips:
         table = Table("clip", "video", "frames")
         for c in doc["clips"]:
-            table.add_row(str(c["index"]), c["video"], f"{c['start']}..{c['start'] + c['frames'] - 1}")
+            table.add_row(
+                str(c["index"]), escape(c["video"]), f"{c['start']}..{c['start'] + c['frames'] - 1}"
+            )
         console.print(table)
     sizes = Table("section", "bytes", "share", "bpp")
     total = doc["bytes"]["total"]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,13 +197,9 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
         f"{len(videos)} video(s), working size {height}x{width}, preset {preset.name}, device {device}"
     )
     ckpt_path = opts.output.with_name(opts.output.name + ".ckpt")
-    cache_dir = opts.cache_dir or opts.output.with_name(opts.output.name + ".cache")
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the frame cache {cache_dir}: {exc.strerror}") from None
-
-    interrupted = False
+    if opts.resume and not ckpt_path.exists():  # before decoding every video into the cache
+        raise ResumeError(f"no checkpoint to resume at {ckpt_path}")
+    cache_dir, remove_after = _cache_folder(opts)
     try:
         entries, frames = _fill_cache(videos, cache_dir, height, width, reporter)
         layout = Layout.build(entries, model_cfg.clip_len)
@@ -272,7 +269,6 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
             try:
                 fit = trainer.run(on_progress, save_checkpoint)
             except KeyboardInterrupt:
-                interrupted = True
                 raise Interrupted(
                     f"interrupted; fit saved to {ckpt_path}; run the same command with --resume to continue"
                 ) from None
@@ -291,11 +287,9 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
         )
         size = write_archive(opts.output, header, blobs, weights, force=opts.force or opts.resume)
         quality, blend = _measure(opts.output, frames, device, reporter)
-    except BaseException:
-        if not interrupted:
-            shutil.rmtree(cache_dir, ignore_errors=True)
-        raise
-    shutil.rmtree(cache_dir, ignore_errors=True)
+    finally:  # also after Ctrl-C: --resume reads the videos again, the cache is not reused
+        for folder in remove_after:
+            shutil.rmtree(folder, ignore_errors=True)
     ckpt_path.unlink(missing_ok=True)
 
     pixels = layout.total_frames * height * width
@@ -322,6 +316,28 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
         | {"container": archive.reader.container_bytes},
         skipped=[(str(p), r) for p, r in skipped],
     )
+
+
+def _cache_folder(opts: EncodeOptions) -> tuple[Path, list[Path]]:
+    """A fresh folder for this run's frame cache, and the folders to remove afterwards.
+
+    With --cache-dir, a new subfolder of it: the folder the user named may hold other files and is
+    never removed (only when this run created it). Without, OUTPUT.cache next to the output."""
+    if opts.cache_dir is None:
+        cache_dir = opts.output.with_name(opts.output.name + ".cache")
+        try:
+            cache_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the frame cache {cache_dir}: {exc.strerror}") from None
+        return cache_dir, [cache_dir]
+    root = opts.cache_dir
+    made_root = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cache_dir = Path(tempfile.mkdtemp(prefix=f"dnerv-{opts.output.name}-", dir=root))
+    except OSError as exc:
+        raise OutputError(f"cannot create the frame cache in {root}: {exc.strerror or exc}") from None
+    return cache_dir, [root] if made_root else [cache_dir]
 
 
 def _fill_cache(videos: list[VideoInfo], cache_dir: Path, height: int, width: int, reporter: Reporter):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import shutil
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from .decode import Archive
-from .errors import InputError, OutputError
+from .errors import ArchiveError, InputError, OutputError
 from .metrics import QualityMeter
 from .report import Reporter
 from .video.read import iter_frames, probe
@@ -55,9 +58,15 @@ def _target_size(archive: Archive, video: int, size: str | None) -> tuple[int, i
 def _write(frames: Iterator[np.ndarray], out: Path, fmt: str, fps: float, size, force: bool) -> int:
     if out.exists() and not force:
         raise OutputError(f"output {out} exists; use --force to overwrite it")
-    if fmt == "png":
+    if fmt != "png":
+        return write_video(out, frames, fps, size=size)  # atomic: nothing is left if it fails
+    made = not out.exists()
+    try:
         return write_png_folder(out, frames, size=size)
-    return write_video(out, frames, fps, size=size)
+    except BaseException:
+        if made:  # no half-written folder of frames
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def decode_to_file(
@@ -68,9 +77,10 @@ def decode_to_file(
     size: str | None = None,
     reference: Path | None = None,
     force: bool = False,
+    fmt: str | None = None,
 ) -> DecodeReport:
-    """Decode one clip (`clip`) or one video (`video`) to `output` (format by extension:
-    .mkv lossless FFV1 RGB, .mp4 H.264, .y4m, or a folder for PNG frames when it has no suffix)."""
+    """Decode one clip (`clip`) or one video (`video`) to `output` (format `fmt`, by default by
+    extension: .mkv lossless FFV1 RGB, .mp4 H.264, .y4m, or a folder for PNG frames without one)."""
     if (clip is None) == (video is None):
         raise InputError("choose exactly one of a clip index or a video name")
     if clip is not None:
@@ -81,8 +91,9 @@ def decode_to_file(
         clips = list(archive.layout.video_clips(v))
         first = 0
     suffix = output.suffix.lower().lstrip(".")
-    fmt = suffix if suffix in FORMATS else ("png" if suffix == "" else None)
     if fmt is None:
+        fmt = suffix if suffix in FORMATS else ("png" if suffix == "" else None)
+    if fmt not in FORMATS:
         raise OutputError(
             f"unknown output type {output.suffix!r}; use .mkv, .mp4, .y4m or a folder for PNG frames"
         )
@@ -90,21 +101,17 @@ def decode_to_file(
     meter = QualityMeter() if reference is not None else None
     ref_frames = _reference_frames(reference, first, archive, target) if reference is not None else None
 
-    def frames() -> Iterator[np.ndarray]:
-        for decoded in archive.iter_clips(clips):
-            yield from decoded.numpy()
-
     def measured() -> Iterator[np.ndarray]:
         from .video.read import resize_frames
 
-        for frame in frames():
-            if meter is not None:
-                ref = next(ref_frames, None)
-                if ref is None:
+        for decoded in archive.iter_clips(clips):
+            batch = decoded.numpy()
+            if meter is not None:  # a clip at a time: MS-SSIM per frame would be several times slower
+                refs = list(itertools.islice(ref_frames, len(batch)))
+                if len(refs) < len(batch):
                     raise InputError(f"reference {reference} has fewer frames than the decoded output")
-                out = frame if target is None else resize_frames(frame[None], target)[0]
-                meter.add(out[None], ref[None])
-            yield frame
+                meter.add(batch if target is None else resize_frames(batch, target), np.stack(refs))
+            yield from batch
 
     count = _write(measured(), output, fmt, archive.videos[v].fps, target, force)
     report = DecodeReport(output, count)
@@ -123,6 +130,30 @@ def _reference_frames(path: Path, first: int, archive: Archive, target) -> Itera
     return frames
 
 
+def _targets(archive: Archive, folder: Path, fmt: str) -> list[Path]:
+    """One output per video, named after it inside `folder`: the name with the format's extension
+    (a PNG folder: without one). Names that would clash (a.mp4 and a.mkv) keep their extension
+    (a.mp4.mkv, a.mkv.mkv). A name that is not a plain relative path is refused: the archive may
+    come from anywhere, and decoding must never write outside `folder`."""
+    names = []
+    for video in archive.videos:
+        rel = PurePosixPath(video.name)
+        if not rel.name or rel.is_absolute() or ".." in rel.parts or "\\" in video.name:
+            raise ArchiveError(f"video name {video.name!r} in the archive is not a safe relative path")
+        names.append(rel)
+    stems = Counter(n.with_suffix("").as_posix() for n in names)
+    out, taken = [], set()
+    for rel in names:
+        stem = rel.with_suffix("").as_posix()
+        base = stem if stems[stem] == 1 else rel.as_posix()
+        candidate, k = base, 2
+        while candidate in taken:
+            candidate, k = f"{base}~{k}", k + 1
+        taken.add(candidate)
+        out.append(folder / (candidate if fmt == "png" else f"{candidate}.{fmt}"))
+    return out
+
+
 def decode_all(
     archive: Archive,
     folder: Path,
@@ -131,22 +162,45 @@ def decode_all(
     force: bool = False,
     reporter: Reporter | None = None,
 ) -> list[DecodeReport]:
-    """Every video of the archive into `folder`: one file (or PNG folder) per video, named after it."""
+    """Every video of the archive into `folder`: one file (or PNG folder) per video, named after it.
+
+    All or nothing: the archive is verified and every output checked before anything is written,
+    and the outputs of this call are removed again if it fails part way."""
     reporter = reporter or Reporter()
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} exists and is not a folder")
+    if size is not None and size != "original":
+        parse_size(size)
+    targets = _targets(archive, folder, fmt)
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"output {existing[0]} exists{more}; use --force to overwrite")
+    archive.reader.verify()  # a corrupt archive fails here, not after half the videos
+    made_folder = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
-    reports = []
-    with reporter.task("decoding", total=len(archive.videos), unit="video") as task:
-        for video in archive.videos:
-            stem = Path(video.name).with_suffix("")
-            out = folder / (str(stem) if fmt == "png" else f"{stem}.{fmt}")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            reports.append(decode_to_file(archive, out, video=video.name, size=size, force=force))
-            task.advance(1)
+    reports, written = [], []
+    try:
+        with reporter.task("decoding", total=len(archive.videos), unit="video") as task:
+            for video, out in zip(archive.videos, targets, strict=True):
+                if not out.exists():
+                    written.append(out)
+                reports.append(
+                    decode_to_file(archive, out, video=video.name, size=size, force=force, fmt=fmt)
+                )
+                task.advance(1)
+    except BaseException:
+        for out in written:
+            if out.is_dir():
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                out.unlink(missing_ok=True)
+        if made_folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return reports
