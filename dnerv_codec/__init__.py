@@ -1,3 +1,193 @@
-"""dnerv: one D-NeRV network for a whole video collection, written to one archive."""
+"""dnerv: one D-NeRV network for a whole video collection, written to one archive.
+
+The Python API (the `dnerv` command is a thin layer over the same code):
+
+    import dnerv_codec as dn
+
+    report = dn.encode("videos/", "collection.dnv", preset="fast")  # EncodeReport (psnr, bytes, ...)
+    a = dn.open("collection.dnv", device="auto")     # Archive; "auto": CUDA when present
+    a.videos                     # VideoEntry(name, fps, frames, width, height) per video
+    a.clips                      # Clip(index, video, start, length, ...) per clip
+    a.decode_clip(3)             # uint8 [T, H, W, 3]; as_float=True: float [3, T, H, W] in [0, 1]
+    a.decode_video("cats/a.mp4")  # uint8 [N, H, W, 3]
+    ds = dn.ArchiveDataset("collection.dnv", labels="folder")  # a torch Dataset of clips/windows
+
+Every error a caller can cause is a DnervError: InputError, ConfigError, OutputError, ArchiveError
+(UnsupportedVersionError), ResumeError, ClipIndexError (also an IndexError) and Interrupted.
+
+`import dnerv_codec` stays cheap (no torch, no PyAV): the names above import their modules on
+first use. `dn.encode` is the `dnerv_codec.encode` module made callable, so both
+`dn.encode(inputs, output, ...)` and `from dnerv_codec.encode import encode, EncodeOptions` work.
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+import os
+import sys
+import types
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ArchiveError,
+    ClipIndexError,
+    ConfigError,
+    DnervError,
+    InputError,
+    Interrupted,
+    OutputError,
+    ResumeError,
+    UnsupportedVersionError,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from .dataset import ArchiveDataset
+    from .decode import Archive
+    from .encode import EncodeOptions, EncodeReport
+    from .report import Reporter
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Archive",
+    "ArchiveDataset",
+    "ArchiveError",
+    "ClipIndexError",
+    "ConfigError",
+    "DnervError",
+    "EncodeOptions",
+    "EncodeReport",
+    "InputError",
+    "Interrupted",
+    "OutputError",
+    "ResumeError",
+    "UnsupportedVersionError",
+    "__version__",
+    "encode",
+    "open",
+]
+
+_LAZY = {
+    "Archive": "decode",
+    "ArchiveDataset": "dataset",
+    "EncodeOptions": "encode",
+    "EncodeReport": "encode",
+}
+
+
+def open(path: str | os.PathLike, device: str | torch.device = "auto") -> Archive:
+    """Open an archive for decoding: Archive(path, device).
+
+    device: "auto" (CUDA when present, else the CPU), "cpu", "cuda" or a torch.device. Opening reads
+    the header and the keyframe index only; the network is built on the first decode. Raises
+    InputError (no such file), ArchiveError (not a dnerv archive, corrupt), ConfigError (device).
+    """
+    from .decode import Archive
+
+    return Archive(path, device)
+
+
+class _EncodeModule(types.ModuleType):
+    """The class given to the `dnerv_codec.encode` module: calling it runs an encode."""
+
+    def __call__(
+        self,
+        inputs: str | os.PathLike | Iterable[str | os.PathLike],
+        output: str | os.PathLike,
+        *,
+        preset: str = "default",
+        size: str | tuple[int, int] | None = None,
+        epochs: int | None = None,
+        time_limit: float | None = None,
+        keyframe_codec: str | None = None,
+        keyframe_quality: int | None = None,
+        fc_dim: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        cache_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        force: bool = False,
+        reporter: Reporter | None = None,
+    ) -> EncodeReport:
+        """Encode videos into one archive, as `dnerv encode INPUTS -o OUTPUT` does; returns the
+        EncodeReport (bytes, bpp, psnr, ms_ssim, ...), measured on frames decoded from the file.
+
+        inputs: a video file or folder (searched recursively; names are paths relative to it, so
+        `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:
+        size "HxW" or (height, width); time_limit in minutes; None means the preset's value.
+        reporter: a dnerv_codec.report.Reporter to receive progress (default: silent).
+        Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
+        fit; a checkpoint is kept and resume=True continues it).
+        """
+        from pathlib import Path
+
+        if isinstance(inputs, (str, os.PathLike)):
+            inputs = [inputs]
+        paths = tuple(Path(p) for p in inputs)
+        if not paths:
+            raise InputError("no inputs given: pass a video file, a folder or a list of them")
+        if isinstance(size, str):
+            from .export import parse_size
+
+            size = parse_size(size)
+        elif size is not None:
+            try:
+                height, width = (operator.index(s) for s in size)
+            except (TypeError, ValueError):
+                raise ConfigError(f"size must be 'HxW' or (height, width), got {size!r}") from None
+            if height < 1 or width < 1:
+                raise ConfigError(f"size must be positive, got {size!r}")
+            size = (height, width)
+        opts = self.EncodeOptions(
+            inputs=paths,
+            output=Path(output),
+            preset=preset,
+            size=size,
+            epochs=epochs,
+            time_limit_min=time_limit,
+            keyframe_codec=keyframe_codec,
+            keyframe_quality=keyframe_quality,
+            fc_dim=fc_dim,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=device,
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            resume=resume,
+            force=force,
+        )
+        return self.encode(opts, reporter)
+
+
+class _Package(types.ModuleType):
+    """This package's class: whenever the `encode` submodule is imported (by anyone: the CLI,
+    `from dnerv_codec.encode import ...`, dn.encode), it is made callable before it becomes
+    the attribute `dnerv_codec.encode`, so the function and the module share the name."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "encode" and type(value) is types.ModuleType:
+            value.__class__ = _EncodeModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "encode":
+        return importlib.import_module(".encode", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,7 +6,7 @@ archive ──► header, keyframe index, weights ──► DNeRV
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +92,7 @@ class Archive:
         w = torch.from_numpy(np.stack([i[1] for i in inputs])).to(self.device)
         return keys_t, t, w
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: its tensors refuse in-place edits and autograd later
     def iter_clips(
         self, indices: Iterable[int], batch_size: int = 4, blend: bool = False
     ) -> Iterator[torch.Tensor]:
@@ -108,6 +108,31 @@ class Archive:
             frames = to_uint8(frames).cpu()
             for clip, out in zip(chunk, frames, strict=True):
                 yield out[: clip.length]
+
+    @torch.no_grad()
+    def decode_clips(
+        self, indices: Sequence[int], as_float: bool = False, blend: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Several clips in ONE forward pass, padded to the clip length T, on self.device.
+
+        Returns (frames, mask): frames uint8 [B, T, H, W, 3] (float [B, 3, T, H, W] in [0, 1] with
+        as_float: the uint8 values / 255); mask bool [B, T], False on the padding frames of a short
+        last clip, which are zero. Values equal iter_clips' for the same batch; in another batch a
+        clip may differ by 1 on rare pixels (the network's float sums depend on the batch size)."""
+        clips = [self.clip(i) for i in indices]
+        t_len, (h, w) = self.layout.clip_len, self.size
+        if not clips:
+            frames = torch.zeros((0, t_len, h, w, 3), dtype=torch.uint8, device=self.device)
+            mask = torch.zeros((0, t_len), dtype=torch.bool, device=self.device)
+        else:
+            keys, t, wt = self._clip_batch(clips)
+            frames = to_uint8(blend_keyframes(keys, wt) if blend else self.model(keys, t, wt)).contiguous()
+            lengths = torch.tensor([c.length for c in clips], device=self.device)
+            mask = torch.arange(t_len, device=self.device) < lengths[:, None]
+            frames.masked_fill_(~mask[:, :, None, None, None], 0)
+        if as_float:
+            frames = frames.permute(0, 4, 1, 2, 3).contiguous().float().div_(255)
+        return frames, mask
 
     def decode_clip(self, index: int, as_float: bool = False) -> torch.Tensor:
         """One clip: uint8 [T, H, W, 3], or float [3, T, H, W] in [0, 1] with as_float=True."""
