@@ -17,7 +17,7 @@ Every error a caller can cause is a DnervError: InputError, ConfigError, OutputE
 
 `import dnerv_codec` stays cheap (no torch, no PyAV): the names above import their modules on
 first use. `dn.encode` is the `dnerv_codec.encode` module made callable, so both
-`dn.encode(inputs, output, ...)` and `from dnerv_codec.encode import encode, EncodeOptions` work.
+`dn.encode(inputs, output, ...)` and `from dnerv_codec.encoder import encode, EncodeOptions` work.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import importlib
 import operator
 import os
-import sys
-import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +45,7 @@ if TYPE_CHECKING:
 
     from .dataset import ArchiveDataset
     from .decode import Archive
-    from .encode import EncodeOptions, EncodeReport
+    from .encoder import EncodeOptions, EncodeReport
     from .report import Reporter
 
 __version__ = "0.1.0"
@@ -74,8 +72,8 @@ __all__ = [
 _LAZY = {
     "Archive": "decode",
     "ArchiveDataset": "dataset",
-    "EncodeOptions": "encode",
-    "EncodeReport": "encode",
+    "EncodeOptions": "encoder",
+    "EncodeReport": "encoder",
 }
 
 
@@ -91,92 +89,77 @@ def open(path: str | os.PathLike, device: str | torch.device = "auto") -> Archiv
     return Archive(path, device)
 
 
-class _EncodeModule(types.ModuleType):
-    """The class given to the `dnerv_codec.encode` module: calling it runs an encode."""
+def encode(
+    inputs: str | os.PathLike | Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    preset: str = "default",
+    size: str | tuple[int, int] | None = None,
+    epochs: int | None = None,
+    time_limit: float | None = None,
+    keyframe_codec: str | None = None,
+    keyframe_quality: int | None = None,
+    fc_dim: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    reporter: Reporter | None = None,
+) -> EncodeReport:
+    """Encode videos into one archive, as `dnerv encode INPUTS -o OUTPUT` does; returns the
+    EncodeReport (bytes, bpp, psnr, ms_ssim, ...), measured on frames decoded from the file.
 
-    def __call__(
-        self,
-        inputs: str | os.PathLike | Iterable[str | os.PathLike],
-        output: str | os.PathLike,
-        *,
-        preset: str = "default",
-        size: str | tuple[int, int] | None = None,
-        epochs: int | None = None,
-        time_limit: float | None = None,
-        keyframe_codec: str | None = None,
-        keyframe_quality: int | None = None,
-        fc_dim: int | None = None,
-        batch_size: int | None = None,
-        lr: float | None = None,
-        seed: int = 0,
-        device: str = "auto",
-        cache_dir: str | os.PathLike | None = None,
-        resume: bool = False,
-        force: bool = False,
-        reporter: Reporter | None = None,
-    ) -> EncodeReport:
-        """Encode videos into one archive, as `dnerv encode INPUTS -o OUTPUT` does; returns the
-        EncodeReport (bytes, bpp, psnr, ms_ssim, ...), measured on frames decoded from the file.
+    inputs: a video file or folder (searched recursively; names are paths relative to it, so
+    `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:
+    size "HxW" or (height, width); time_limit in minutes; None means the preset's value.
+    reporter: a dnerv_codec.report.Reporter to receive progress (default: silent).
+    Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
+    fit; a checkpoint is kept and resume=True continues it).
+    """
+    from pathlib import Path
 
-        inputs: a video file or folder (searched recursively; names are paths relative to it, so
-        `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:
-        size "HxW" or (height, width); time_limit in minutes; None means the preset's value.
-        reporter: a dnerv_codec.report.Reporter to receive progress (default: silent).
-        Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
-        fit; a checkpoint is kept and resume=True continues it).
-        """
-        from pathlib import Path
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = tuple(Path(p) for p in inputs)
+    if not paths:
+        raise InputError("no inputs given: pass a video file, a folder or a list of them")
+    if isinstance(size, str):
+        from .export import parse_size
 
-        if isinstance(inputs, (str, os.PathLike)):
-            inputs = [inputs]
-        paths = tuple(Path(p) for p in inputs)
-        if not paths:
-            raise InputError("no inputs given: pass a video file, a folder or a list of them")
-        if isinstance(size, str):
-            from .export import parse_size
+        size = parse_size(size)
+    elif size is not None:
+        try:
+            height, width = (operator.index(s) for s in size)
+        except (TypeError, ValueError):
+            raise ConfigError(f"size must be 'HxW' or (height, width), got {size!r}") from None
+        if height < 1 or width < 1:
+            raise ConfigError(f"size must be positive, got {size!r}")
+        size = (height, width)
+    from .encoder import EncodeOptions
+    from .encoder import encode as run_encode
 
-            size = parse_size(size)
-        elif size is not None:
-            try:
-                height, width = (operator.index(s) for s in size)
-            except (TypeError, ValueError):
-                raise ConfigError(f"size must be 'HxW' or (height, width), got {size!r}") from None
-            if height < 1 or width < 1:
-                raise ConfigError(f"size must be positive, got {size!r}")
-            size = (height, width)
-        opts = self.EncodeOptions(
-            inputs=paths,
-            output=Path(output),
-            preset=preset,
-            size=size,
-            epochs=epochs,
-            time_limit_min=time_limit,
-            keyframe_codec=keyframe_codec,
-            keyframe_quality=keyframe_quality,
-            fc_dim=fc_dim,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            device=device,
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
-            resume=resume,
-            force=force,
-        )
-        return self.encode(opts, reporter)
-
-
-class _Package(types.ModuleType):
-    """This package's class: whenever the `encode` submodule is imported (by anyone: the CLI,
-    `from dnerv_codec.encode import ...`, dn.encode), it is made callable before it becomes
-    the attribute `dnerv_codec.encode`, so the function and the module share the name."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "encode" and type(value) is types.ModuleType:
-            value.__class__ = _EncodeModule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+    opts = EncodeOptions(
+        inputs=paths,
+        output=Path(output),
+        preset=preset,
+        size=size,
+        epochs=epochs,
+        time_limit_min=time_limit,
+        keyframe_codec=keyframe_codec,
+        keyframe_quality=keyframe_quality,
+        fc_dim=fc_dim,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        resume=resume,
+        force=force,
+    )
+    return run_encode(opts, reporter)
 
 
 def __getattr__(name: str) -> Any:
@@ -184,8 +167,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
-    if name == "encode":
-        return importlib.import_module(".encode", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

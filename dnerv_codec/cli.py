@@ -81,8 +81,8 @@ def encode(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fit one D-NeRV network to all INPUTS and write one archive."""
-    from .encode import EncodeOptions
-    from .encode import encode as run_encode
+    from .encoder import EncodeOptions
+    from .encoder import encode as run_encode
     from .export import parse_size
 
     def work():

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,10 +46,10 @@ class RichReporter(Reporter):
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            console.print(message)
+            console.print(escape(message), soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        console.print(f"[yellow]warning:[/] {message}")
+        console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     @contextmanager
     def task(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Task]:

@@ -387,12 +387,6 @@ def test_resume_round_trip(runner, small_input, reference_run, tmp_path, monkeyp
     assert out.read_bytes() == reference_run.read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Trainer.run turns Ctrl-C into KeyboardInterrupt wherever it lands: after an optimizer "
-    "update but before self.step += 1, the checkpoint holds updated weights with the old step count, "
-    "so --resume repeats that step (fix: defer SIGINT to the step boundary in fit/trainer.py)",
-)
 def test_resume_exact_after_ctrl_c_during_update(runner, small_input, reference_run, tmp_path, monkeypatch):
     out = tmp_path / "r.dnv"
     with monkeypatch.context() as m:
@@ -474,11 +468,6 @@ def test_shared_clips_round_trip(runner, tmp_path):
         assert read_frames(dec / clip.with_suffix(".mp4").name).shape == (9, 256, 320, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="archive/container.py writes through tempfile.mkstemp, whose file mode is 0600 whatever "
-    "the umask: other users cannot read an archive (fix: chmod to 0o666 & ~umask before the rename)",
-)
 def test_archive_mode_follows_umask(reference_run):
     umask = os.umask(0)
     os.umask(umask)

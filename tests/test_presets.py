@@ -13,7 +13,7 @@ from conftest import SAMPLES
 
 from dnerv_codec.clips import Layout, VideoEntry
 from dnerv_codec.config import PRESETS
-from dnerv_codec.encode import choose_fc_dim, working_size
+from dnerv_codec.encoder import choose_fc_dim, working_size
 from dnerv_codec.fit.data import ClipData
 from dnerv_codec.fit.trainer import Trainer, learning_rate
 from dnerv_codec.keyframes import decode_keyframes, encode_keyframes

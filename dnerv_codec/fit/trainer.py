@@ -7,8 +7,11 @@ elapsed / time limit when a time limit is set, so a time-limited fit still annea
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -74,6 +77,27 @@ def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dic
     if "frames" in batch:
         out["frames"] = batch["frames"].to(device, non_blocking=True).float().div_(255)
     return out
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """While inside, a first SIGINT only sets a flag (read through the yielded function); the
+    previous handler is back for a second one. Outside the main thread, signals stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame) -> None:
+        hit.set()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield hit.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _loss_and_psnr(loss: torch.Tensor, mse: torch.Tensor) -> tuple[float, float]:
@@ -144,14 +168,16 @@ class Trainer:
         on_progress: Callable[[FitProgress], None] | None = None,
         on_checkpoint: Callable[[], None] | None = None,
     ) -> FitResult:
-        """Fit until the schedule ends. Ctrl-C propagates after `on_checkpoint` has saved state."""
+        """Fit until the schedule ends. Ctrl-C stops at the next step boundary, so the checkpoint
+        `on_checkpoint` writes is exactly resumable, then raises KeyboardInterrupt (a second Ctrl-C
+        stops at once, without a new checkpoint)."""
         self.model.train()
         start = time.monotonic() - self.elapsed
         last_save = time.monotonic()
         loss = psnr = math.nan
         loss_t = mse_t = None
         batches = self._batches()
-        try:
+        with _deferred_interrupt() as interrupted:
             while self.progress(time.monotonic() - start) < 1.0:
                 lr = learning_rate(self.cfg, self.progress(time.monotonic() - start))
                 loss_t, mse_t = self.train_step(next(batches), lr)
@@ -162,14 +188,13 @@ class Trainer:
                     frac = min(self.progress(self.elapsed), 1.0)
                     epoch = self.step // self.steps_per_epoch
                     on_progress(FitProgress(self.step, epoch, frac, loss, psnr, self.elapsed))
+                if interrupted():
+                    if on_checkpoint is not None:
+                        on_checkpoint()
+                    raise KeyboardInterrupt
                 if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
                     on_checkpoint()
                     last_save = time.monotonic()
-        except KeyboardInterrupt:
-            self.elapsed = time.monotonic() - start
-            if on_checkpoint is not None:
-                on_checkpoint()
-            raise
         self.model.eval()
         if loss_t is not None:
             loss, psnr = _loss_and_psnr(loss_t, mse_t)

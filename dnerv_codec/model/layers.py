@@ -172,7 +172,9 @@ class GTMLP(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(channels, clip_len, clip_len))
         self.bias = nn.Parameter(torch.zeros(channels, clip_len))
-        self.register_buffer("eye", torch.eye(clip_len, device="cpu").to(torch.get_default_device()), persistent=False)
+        self.register_buffer(
+            "eye", torch.eye(clip_len, device="cpu").to(torch.get_default_device()), persistent=False
+        )
 
     def forward(self, x: Tensor, frames: int) -> Tensor:
         n, c, h, w = x.shape
