@@ -6,6 +6,7 @@ DnervError becomes one red line and exit code 1 (2 for usage errors, 130 for Ctr
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,19 @@ def _run(fn: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus its --nproc option (the workers run it as one process each)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
 def _emit_json(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
@@ -79,8 +93,15 @@ def encode(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    nproc: Annotated[
+        int, typer.Option(help="Fit with N processes on this machine (torchrun + DistributedDataParallel).")
+    ] = 1,
 ) -> None:
     """Fit one D-NeRV network to all INPUTS and write one archive."""
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from .fit.distributed import launch
+
+        raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))
     from .encoder import EncodeOptions
     from .encoder import encode as run_encode
     from .export import parse_size
@@ -107,6 +128,8 @@ def encode(
         return run_encode(opts, RichReporter(quiet=quiet or as_json))
 
     report = _run(work)
+    if report is None:  # a torchrun worker other than rank 0: rank 0 reports
+        return
     if as_json:
         _emit_json(report.to_json())
         return

@@ -27,10 +27,11 @@ from .clips import Layout, VideoEntry
 from .compress.weights import pack_state
 from .config import FitConfig, KeyframeConfig, ModelConfig, Preset, QuantConfig, get_preset, to_dict
 from .decode import Archive
-from .device import resolve_device
 from .errors import InputError, Interrupted, OutputError, ResumeError
+from .fit import distributed
 from .fit.checkpoint import Checkpoint
 from .fit.data import ClipData
+from .fit.distributed import Dist
 from .fit.trainer import Trainer
 from .keyframes import decode_keyframes, encode_keyframes
 from .metrics import QualityMeter
@@ -175,13 +176,24 @@ def _fingerprint(videos: list[VideoInfo], size, configs: dict) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
-def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeReport:
-    """Encode `opts.inputs` into the archive `opts.output`; see EncodeOptions."""
-    reporter = reporter or Reporter()
+def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeReport | None:
+    """Encode `opts.inputs` into the archive `opts.output`; see EncodeOptions.
+
+    Under torchrun every process calls this: rank 0 builds the frame cache and codes the keyframes
+    once, all ranks fit together, rank 0 writes checkpoints and the archive and returns the
+    report; the other ranks return None."""
+    ctx = distributed.from_environment()
+    device = distributed.start(ctx, opts.device)
+    try:
+        return _encode(opts, (reporter or Reporter()) if ctx.is_main else Reporter(), ctx, device)
+    finally:
+        distributed.stop(ctx)
+
+
+def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.device) -> EncodeReport | None:
     started = time.monotonic()
     _check_output(opts)
     preset, model_cfg, key_cfg, fit_cfg, quant_cfg = resolve_configs(opts)
-    device = resolve_device(opts.device)
 
     videos, skipped = find_videos(list(opts.inputs))
     for path, reason in skipped:
@@ -193,15 +205,18 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
         reporter.warn(f"audio is not kept ({len(with_audio)} input(s) have audio, e.g. {with_audio[0]})")
 
     height, width = working_size(videos, opts.size, preset.default_size, model_cfg.size_multiple)
-    reporter.info(
-        f"{len(videos)} video(s), working size {height}x{width}, preset {preset.name}, device {device}"
-    )
+    where = f"{ctx.world} processes on {device.type}" if ctx.enabled else f"device {device}"
+    reporter.info(f"{len(videos)} video(s), working size {height}x{width}, preset {preset.name}, {where}")
     ckpt_path = opts.output.with_name(opts.output.name + ".ckpt")
     if opts.resume and not ckpt_path.exists():  # before decoding every video into the cache
         raise ResumeError(f"no checkpoint to resume at {ckpt_path}")
-    cache_dir, remove_after = _cache_folder(opts)
+    cache_dir, remove_after = _cache_folder(opts) if ctx.is_main else (None, [])
     try:
-        entries, frames = _fill_cache(videos, cache_dir, height, width, reporter)
+        # the frame cache is built once, by rank 0 (multi-machine runs need it on shared storage)
+        if ctx.is_main:
+            entries = _fill_cache(videos, cache_dir, height, width, reporter)
+        cache_dir, entries = ctx.broadcast((cache_dir, entries) if ctx.is_main else None)
+        frames = [open_frames(_cache_file(cache_dir, i), height, width) for i in range(len(entries))]
         layout = Layout.build(entries, model_cfg.clip_len)
         if opts.fc_dim is not None:
             model_cfg = dataclasses.replace(model_cfg, fc_dim=opts.fc_dim)
@@ -225,11 +240,12 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
             )
         if checkpoint is not None:
             blobs = [checkpoint.blobs[f"key{i}"] for i in range(len(layout.keyframes))]
-        else:
+        elif ctx.is_main:
             with reporter.task("coding keyframes", total=len(layout.keyframes)) as task:
                 key_frames = np.stack([frames[v][f] for v, f in layout.keyframes])
                 blobs = encode_keyframes(key_frames, key_cfg)
                 task.advance(len(blobs))
+        blobs = ctx.broadcast(blobs if ctx.is_main else None)
         decoded = decode_keyframes(blobs, key_cfg.codec, height, width)
         mean = decoded.reshape(-1, 3).mean(axis=0) / 255
         std = np.maximum(decoded.reshape(-1, 3).std(axis=0) / 255, 1e-3)
@@ -240,7 +256,7 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
         model = DNeRV(model_cfg, height, width)
         model.set_normalization(mean.tolist(), std.tolist())
         model.to(device)
-        trainer = Trainer(model, ClipData(layout, frames, decoded), fit_cfg, device)
+        trainer = Trainer(model, ClipData(layout, frames, decoded), fit_cfg, device, ctx)
         if checkpoint is not None:
             trainer.load_state(checkpoint.tensors, checkpoint.meta["step"], checkpoint.meta["elapsed"])
             reporter.info(f"resuming from step {trainer.step} ({trainer.elapsed:.0f} s fitted)")
@@ -267,12 +283,14 @@ def encode(opts: EncodeOptions, reporter: Reporter | None = None) -> EncodeRepor
                 task.update(p.step if total else p.fraction, **fields)
 
             try:
-                fit = trainer.run(on_progress, save_checkpoint)
+                fit = trainer.run(on_progress, save_checkpoint if ctx.is_main else None)
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"interrupted; fit saved to {ckpt_path}; run the same command with --resume to continue"
                 ) from None
 
+        if not ctx.is_main:
+            return None
         weights, _ = pack_state({k: v.cpu() for k, v in model.learned_state().items()}, quant_cfg.bits)
         header = ArchiveHeader(
             height,
@@ -340,19 +358,24 @@ def _cache_folder(opts: EncodeOptions) -> tuple[Path, list[Path]]:
     return cache_dir, [root] if made_root else [cache_dir]
 
 
-def _fill_cache(videos: list[VideoInfo], cache_dir: Path, height: int, width: int, reporter: Reporter):
+def _cache_file(cache_dir: Path, video: int) -> Path:
+    return cache_dir / f"{video:06d}.u8"
+
+
+def _fill_cache(
+    videos: list[VideoInfo], cache_dir: Path, height: int, width: int, reporter: Reporter
+) -> list[VideoEntry]:
     """Stream every video's frames at the working size into the on-disk cache."""
-    entries, frames = [], []
+    entries = []
     with reporter.task("reading videos", total=len(videos), unit="video") as task:
         for i, video in enumerate(videos):
-            path = cache_dir / f"{i:06d}.u8"
-            count = write_frames(path, iter_frames(video.path, (height, width)), height, width)
+            frames = iter_frames(video.path, (height, width))
+            count = write_frames(_cache_file(cache_dir, i), frames, height, width)
             if count == 0:
                 raise InputError(f"{video.path} has no frames")
             entries.append(VideoEntry(video.name, video.fps, count, video.width, video.height))
-            frames.append(open_frames(path, height, width))
             task.advance(1)
-    return entries, frames
+    return entries
 
 
 def _measure(path: Path, frames, device, reporter: Reporter) -> tuple[QualityMeter, QualityMeter]:

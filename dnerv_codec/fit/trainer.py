@@ -17,9 +17,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim
+from torch.nn.parallel import DistributedDataParallel
 
 from ..config import FitConfig
 from .data import ClipData, epoch_order
+from .distributed import Dist
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,9 @@ def _loss_and_psnr(loss: torch.Tensor, mse: torch.Tensor) -> tuple[float, float]
 
 
 class Trainer:
-    """Fits `model` to `data`. `rank`/`world` shard every global batch across processes; with
-    world=1 it is a plain single-process fit."""
+    """Fits `model` to `data`. Under torchrun (`dist.world` > 1) every process takes its share of
+    each global batch and DistributedDataParallel averages the gradients, so the parameters follow
+    the single-process fit with the same global batch, data order and seed."""
 
     def __init__(
         self,
@@ -114,11 +117,15 @@ class Trainer:
         data: ClipData,
         cfg: FitConfig,
         device: torch.device,
-        rank: int = 0,
-        world: int = 1,
+        dist: Dist | None = None,
     ) -> None:
-        self.model, self.data, self.cfg, self.device = model, data, cfg, device
-        self.rank, self.world = rank, world
+        self.dist = dist or Dist()
+        self.net, self.data, self.cfg, self.device = model, data, cfg, device
+        self.rank, self.world = self.dist.rank, self.dist.world
+        self.model = model
+        if self.dist.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DistributedDataParallel(model, device_ids=ids)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0
         )
@@ -150,12 +157,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         global_frames = int(self.data.mask[global_batch].sum())
-        batch = to_model_inputs(self.data.batch(global_batch[self.rank :: self.world]), self.device)
+        share = global_batch[self.rank :: self.world]
+        # A process left without a clip (a short last batch) still joins the gradient all-reduce,
+        # with a clip whose loss counts zero.
+        weight = 1.0 if share else 0.0
+        batch = to_model_inputs(self.data.batch(share or global_batch[:1]), self.device)
         pred = self.model(batch["keyframes"], batch["t"], batch["w"], clamp=False)
         mask = batch["mask"]
         pred, target = pred[mask], batch["frames"][mask]
         # Mean over the frames of the GLOBAL batch; DDP averages gradients over `world` processes.
-        loss = frame_losses(pred, target, self.cfg.loss).sum() * (self.world / global_frames)
+        loss = frame_losses(pred, target, self.cfg.loss).sum() * (weight * self.world / global_frames)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -178,9 +189,17 @@ class Trainer:
         loss_t = mse_t = None
         batches = self._batches()
         with _deferred_interrupt() as interrupted:
-            while self.progress(time.monotonic() - start) < 1.0:
-                lr = learning_rate(self.cfg, self.progress(time.monotonic() - start))
-                loss_t, mse_t = self.train_step(next(batches), lr)
+            while True:
+                # every process follows the same clock and stops together (one all-reduce a step)
+                elapsed, stop_now = self.dist.agree(time.monotonic() - start, interrupted())
+                if stop_now:
+                    if on_checkpoint is not None:
+                        on_checkpoint()
+                    raise KeyboardInterrupt
+                progress = self.progress(elapsed)
+                if progress >= 1.0:
+                    break
+                loss_t, mse_t = self.train_step(next(batches), learning_rate(self.cfg, progress))
                 self.step += 1
                 self.elapsed = time.monotonic() - start
                 if on_progress is not None:  # reading the loss syncs a GPU: only when it is shown
@@ -188,10 +207,6 @@ class Trainer:
                     frac = min(self.progress(self.elapsed), 1.0)
                     epoch = self.step // self.steps_per_epoch
                     on_progress(FitProgress(self.step, epoch, frac, loss, psnr, self.elapsed))
-                if interrupted():
-                    if on_checkpoint is not None:
-                        on_checkpoint()
-                    raise KeyboardInterrupt
                 if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
                     on_checkpoint()
                     last_save = time.monotonic()
@@ -202,14 +217,14 @@ class Trainer:
 
     # -- checkpoint state ------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {f"model.{k}": v for k, v in self.model.learned_state().items()}
+        tensors = {f"model.{k}": v for k, v in self.net.learned_state().items()}
         for i, state in self.optimizer.state_dict()["state"].items():
             for key, value in state.items():
                 tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
         return tensors
 
     def load_state(self, tensors: dict[str, torch.Tensor], step: int, elapsed: float) -> None:
-        self.model.load_learned_state(
+        self.net.load_learned_state(
             {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         )
         state: dict[int, dict[str, torch.Tensor]] = {}

@@ -14,6 +14,7 @@ from .layers import (
     ContentEncoder,
     DecoderStage,
     FlowWarp,
+    NarrowConv2d,
     PositionalEncoding,
     blend_keyframes,
     clip_instance_norm,
@@ -87,7 +88,7 @@ class DNeRV(nn.Module):
             c_in, h, w = c_out, h * s, w * s
         self.stages = nn.ModuleList(stages)
         self.out_flow = FlowWarp(c_in, height, width, zero, exact_identity=True)
-        self.head = nn.Sequential(nn.Conv2d(c_in + 3, c_in, 1), nn.GELU(), nn.Conv2d(c_in, 3, 3, padding=1))
+        self.head = nn.Sequential(nn.Conv2d(c_in + 3, c_in, 1), nn.GELU(), NarrowConv2d(c_in, 3, 3, padding=1))
         if zero:
             nn.init.zeros_(self.head[2].weight)
             nn.init.zeros_(self.head[2].bias)

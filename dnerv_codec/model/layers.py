@@ -20,6 +20,20 @@ def is_channels_last(x: Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
+class NarrowConv2d(nn.Conv2d):
+    """A Conv2d for few (<= 4) output channels at high resolution (flow and RGB outputs).
+
+    oneDNN's NCHW kernels are 2x slower than its NHWC ones for such shapes on CPU, more than the
+    two layout copies cost, so on CPU an NCHW input is run through NHWC and returned as NCHW.
+    Same parameters and state names as nn.Conv2d.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or is_channels_last(x):
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 def lerp_frames(start: Tensor, end: Tensor, w: Tensor) -> Tensor:
     """Per-frame distance-weighted fusion (1 - w) * start + w * end.
 
@@ -95,7 +109,7 @@ class FlowWarp(nn.Module):
         super().__init__()
         hidden = max(channels // 4, 1)
         self.head = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1), nn.GELU(), nn.Conv2d(hidden, 4, 3, padding=1)
+            nn.Conv2d(channels, hidden, 1), nn.GELU(), NarrowConv2d(hidden, 4, 3, padding=1)
         )
         if zero_init:
             nn.init.zeros_(self.head[2].weight)
