@@ -16,7 +16,7 @@ from conftest import ROOT, invoke, make_video, moving_frames, read_frames
 
 import dnerv_codec as dn
 
-DOC = ROOT / "docs" / "python-api.md"
+DOC = ROOT / "README.md"
 
 
 def run_python(code: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
