@@ -108,9 +108,10 @@ def encode(
     resume: bool = False,
     force: bool = False,
     reporter: Reporter | None = None,
-) -> EncodeReport:
+) -> EncodeReport | None:
     """Encode videos into one archive, as `dnerv encode INPUTS -o OUTPUT` does; returns the
-    EncodeReport (bytes, bpp, psnr, ms_ssim, ...), measured on frames decoded from the file.
+    EncodeReport (bytes, bpp, psnr, ms_ssim, ...), measured on frames decoded from the file
+    (None in a torchrun worker other than rank 0).
 
     inputs: a video file or folder (searched recursively; names are paths relative to it, so
     `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:

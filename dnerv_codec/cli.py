@@ -102,18 +102,16 @@ def encode(
         from .fit.distributed import launch
 
         raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))
-    from .encoder import EncodeOptions
-    from .encoder import encode as run_encode
-    from .export import parse_size
+    from . import encode as run_encode
 
     def work():
-        opts = EncodeOptions(
-            inputs=tuple(inputs),
-            output=output,
+        return run_encode(
+            inputs,
+            output,
             preset=preset,
-            size=parse_size(size) if size else None,
+            size=size,
             epochs=epochs,
-            time_limit_min=time_limit,
+            time_limit=time_limit,
             keyframe_codec=keyframe_codec,
             keyframe_quality=keyframe_quality,
             fc_dim=fc_dim,
@@ -124,8 +122,8 @@ def encode(
             cache_dir=cache_dir,
             resume=resume,
             force=force,
+            reporter=RichReporter(quiet=quiet or as_json),
         )
-        return run_encode(opts, RichReporter(quiet=quiet or as_json))
 
     report = _run(work)
     if report is None:  # a torchrun worker other than rank 0: rank 0 reports
