@@ -25,7 +25,8 @@ from dnerv_codec.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-SHARED_VIDEOS = Path("/work/shared/data/videos")
+# The shared real clips sit beside the checkout (../shared); DNERV_SHARED_VIDEOS overrides.
+SHARED_VIDEOS = Path(os.environ.get("DNERV_SHARED_VIDEOS", ROOT.parent / "shared" / "data" / "videos"))
 TRACEBACK_MARKERS = ("Traceback", 'File "')
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import SHARED_VIDEOS
 
 from dnerv_codec.config import KeyframeConfig
 from dnerv_codec.errors import ArchiveError, InputError
 from dnerv_codec.keyframes import decode_keyframe, decode_keyframes, encode_keyframes, padded_size
 
-REAL = Path("/work/shared/data/videos/coffee.mp4")
+REAL = SHARED_VIDEOS / "coffee.mp4"
 MID = {"av1": 32, "hevc": 28}
 CODECS = ("av1", "hevc")
 

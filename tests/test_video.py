@@ -11,13 +11,14 @@ import av
 import numpy as np
 import pytest
 from av.video.reformatter import ColorRange, Colorspace
+from conftest import SHARED_VIDEOS
 
 from dnerv_codec.errors import InputError, OutputError
 from dnerv_codec.video.cache import open_frames, write_frames
 from dnerv_codec.video.read import find_videos, iter_frames, probe, resize_frames
 from dnerv_codec.video.write import write_png_folder, write_video
 
-REAL = Path("/work/shared/data/videos")
+REAL = SHARED_VIDEOS
 # Flat 16x16 patches: chroma subsampling cannot blur them, so colour errors are the matrix's alone.
 PALETTE = np.array(
     [
