@@ -247,5 +247,89 @@ def info(
     console.print(sizes)
 
 
+@app.command()
+def bench(
+    inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for results, plots and cache.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Short ladders: 3 CRFs, veryslow presets, 2 short dnerv fits.")
+    ] = False,
+    codecs: Annotated[
+        str, typer.Option(help="Comma-separated: x264, x265, av1, blend, dnerv.")
+    ] = "x264,x265,av1,blend,dnerv",
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Compute every point again, ignoring the cache.")
+    ] = False,
+    anchor: Annotated[
+        str, typer.Option(help="Curve the BD-rates are measured against (a codec config, or dnerv).")
+    ] = "x265-veryslow",
+    size: Annotated[
+        str | None, typer.Option(help="Working size HEIGHTxWIDTH (default: as `dnerv encode` picks it).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Rate-distortion and speed of dnerv against x264, x265, SVT-AV1 and the keyframe blend."""
+    from .bench.run import run_bench
+
+    def work():
+        work_size = None
+        if size is not None:
+            from .export import parse_size
+
+            work_size = parse_size(size)
+        return run_bench(
+            inputs,
+            output,
+            codecs=codecs,
+            quick=quick,
+            recompute=recompute,
+            anchor=anchor,
+            size=work_size,
+            reporter=RichReporter(quiet=quiet),
+        )
+
+    result = _run(work)
+
+    def num(value, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    table = Table(title="points")
+    table.add_column("codec", no_wrap=True)
+    table.add_column("setting", no_wrap=True)
+    for column in ("bpp", "PSNR", "MS-SSIM", "enc fps", "dec fps", "fit s"):
+        table.add_column(column, justify="right")
+    for p in result.points:
+        table.add_row(
+            p["codec"],
+            escape(p["label"]),
+            f"{p['bpp']:.4f}",
+            f"{p['psnr']:.2f}",
+            num(p["ms_ssim"], ".4f"),
+            num(p["encode_fps"], ".1f"),
+            num(p["decode_fps"], ".1f"),
+            num(p["fit_seconds"], ".0f"),
+        )
+    console.print(table)
+    if result.bd:
+        bd = Table(
+            "codec", "BD-rate PSNR", "BD-rate MS-SSIM", "BD-PSNR", "dPSNR at equal bpp",
+            title=f"against {result.anchor} (negative BD-rate: fewer bits)",
+        )  # fmt: skip
+        for row in result.bd:
+            bd.add_row(
+                row["codec"],
+                num(row["bd_rate_psnr"], "+.1f") + ("%" if row["bd_rate_psnr"] is not None else ""),
+                num(row["bd_rate_ms_ssim"], "+.1f") + ("%" if row["bd_rate_ms_ssim"] is not None else ""),
+                num(row["bd_psnr"], "+.2f"),
+                num(row["psnr_at_equal_rate"], "+.2f"),
+            )
+        console.print(bd)
+    console.print(
+        f"{result.computed} point(s) computed, {result.cached} from the cache; wrote "
+        + ", ".join(escape(str(f)) for f in result.files.values()),
+        soft_wrap=True,
+    )
+
+
 def main() -> None:
     app()

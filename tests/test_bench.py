@@ -1,0 +1,223 @@
+"""`dnerv bench`: BD-rate on known curves, codec ladders on a tiny clip, the point cache, bad arguments."""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import make_video, moving_frames
+
+from dnerv_codec.bench import bdrate
+from dnerv_codec.bench.codecs import CODECS, code_video
+from dnerv_codec.bench.run import DnervSetting, parse_codecs, run_bench
+from dnerv_codec.cli import app
+from dnerv_codec.errors import ConfigError
+
+RATES = [0.01, 0.03, 0.1, 0.3]
+PSNR = [27.0, 30.5, 34.0, 36.5]
+
+# ---------------------------------------------------------------- BD-rate
+
+
+def test_bd_rate_identical_curves_is_zero():
+    assert bdrate.bd_rate(RATES, PSNR, RATES, PSNR) == pytest.approx(0.0, abs=1e-9)
+    assert bdrate.bd_quality(RATES, PSNR, RATES, PSNR) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bd_rate_half_the_rate_is_minus_50_percent():
+    half = [r / 2 for r in RATES]
+    assert bdrate.bd_rate(RATES, PSNR, half, PSNR) == pytest.approx(-50.0, abs=1e-9)
+    assert bdrate.bd_rate(half, PSNR, RATES, PSNR) == pytest.approx(100.0, abs=1e-9)
+
+
+def test_bd_psnr_of_a_shifted_curve():
+    assert bdrate.bd_quality(RATES, PSNR, RATES, [q + 1.5 for q in PSNR]) == pytest.approx(1.5, abs=1e-9)
+
+
+def test_bd_rate_partial_overlap_uses_the_shared_range():
+    # a straight line in (PSNR, log rate), which PCHIP reproduces exactly; the test curve covers
+    # only the upper half of the anchor's quality range, at 80% of its rate
+    line = [40 + 5 * np.log10(r) for r in RATES]
+    test = bdrate.bd_rate(RATES, line, [r * 0.8 for r in RATES[2:]], line[2:])
+    assert test == pytest.approx(-20.0, abs=1e-9)
+
+
+def test_non_overlapping_curves_give_none_and_the_fallback():
+    high = [q + 20 for q in PSNR]
+    assert bdrate.bd_rate(RATES, PSNR, RATES, high) is None
+    assert bdrate.bd_rate(RATES, PSNR, [0.05], [33.0]) is None  # one point: no curve
+    assert bdrate.psnr_at_equal_rate(RATES, PSNR, RATES, high) == pytest.approx(20.0)
+    assert bdrate.psnr_at_equal_rate(RATES, PSNR, [10.0], [50.0]) is None  # outside the anchor's rates
+    assert bdrate.psnr_at_equal_rate(RATES, PSNR, [0.1], [35.0]) == pytest.approx(1.0)
+
+
+def test_pchip_is_monotone_and_integrates_exactly():
+    f = bdrate.Pchip([0, 1, 2, 4], [0, 1, 1.5, 5])
+    t = np.linspace(0, 4, 4001)
+    assert np.all(np.diff(f(t)) >= -1e-12)  # monotone data, monotone interpolant
+    assert f.integrate(0, 4) == pytest.approx(np.trapezoid(f(t), t), abs=1e-5)
+    assert f.integrate(0.5, 3) == pytest.approx(np.trapezoid(f(t[500:3001]), t[500:3001]), abs=1e-5)
+
+
+# ---------------------------------------------------------------- codec ladders
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    frames = np.stack(moving_frames(16, 64, 64, seed=3))
+    path = make_video(tmp_path_factory.mktemp("clip") / "tiny.mkv", list(frames))
+    return path, frames
+
+
+@pytest.mark.parametrize("name", ["x264-medium", "av1-preset4"])
+def test_codec_ladder_is_monotone(tmp_path, tiny_clip, name):
+    _, frames = tiny_clip
+    codec = CODECS[name]
+    low, high = max(codec.quick_crfs), min(codec.quick_crfs)
+    points = [code_video(codec, frames, crf, tmp_path / f"{crf}.mkv", "tiny") for crf in (low, high)]
+    for p in points:
+        assert p.frames == 16 and (p.height, p.width) == (64, 64)
+        assert p.bpp == pytest.approx(p.bytes * 8 / (16 * 64 * 64))
+        assert 0 < p.bytes < p.file_bytes  # the container's overhead is not counted
+        assert p.ms_ssim is not None and 0 < p.ms_ssim <= 1
+        assert p.encode_fps > 0 and p.decode_fps > 0 and p.encoder_version
+    assert points[0].bytes < points[1].bytes  # lower CRF: more bits ...
+    assert points[0].psnr < points[1].psnr  # ... and better quality
+    assert points[1].psnr > 30
+
+
+def test_x264_stream_excludes_its_version_sei(tmp_path, tiny_clip):
+    p = code_video(CODECS["x264-medium"], tiny_clip[1], 30, tmp_path / "a.mkv")
+    assert p.excluded_bytes > 100 and p.encoder_version.startswith("x264 - core")
+
+
+# ---------------------------------------------------------------- the run and its cache
+
+
+class _Counting:
+    def __init__(self, fn=code_video):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def _fake_encode(paths, archive, **kw):
+    """Stands in for dn.encode: a report with the fields bench reads (no fit in these tests)."""
+    archive.write_bytes(b"x")
+    q = kw["keyframe_quality"]
+    return SimpleNamespace(
+        to_json=lambda: {
+            "bytes": 4000 - 50 * q,
+            "bpp": (4000 - 50 * q) * 8 / (16 * 64 * 64),
+            "psnr": 60.0 - q,
+            "ms_ssim": 0.99,
+            "blend_psnr": 58.0 - q,
+            "frames": 16,
+            "seconds": 2.0,
+            "fit_seconds": 1.0,
+            "fit_epochs": 1.0,
+            "device": "cpu",
+        },
+        bytes=4000 - 50 * q,
+        frames=16,
+        width=64,
+        height=64,
+        sections={"weights": 1000},
+    )
+
+
+def test_run_caches_every_point(tmp_path, tiny_clip, monkeypatch):
+    import dnerv_codec.bench.run as run_mod
+
+    monkeypatch.setattr(run_mod, "_time_decode", lambda path: (100.0, 16))
+    monkeypatch.setattr(
+        run_mod.codecs_mod, "CODECS", {n: CODECS[n] for n in ("x264-medium", "av1-preset4", "x265-medium")}
+    )
+    ladder = (DnervSetting("tiny", 40, epochs=1), DnervSetting("tiny", 30, epochs=1))
+    kw = dict(
+        codecs="x264,av1,dnerv,blend", quick=True, anchor="x264-medium", dnerv_ladder=ladder, plots=False
+    )
+    coder, encoder = _Counting(), _Counting(_fake_encode)
+    monkeypatch.setattr(run_mod, "QUICK_CODECS", ("x264-medium", "av1-preset4"))
+    first = run_bench([tiny_clip[0]], tmp_path / "out", coder=coder, encoder=encoder, **kw)
+    n_codec = len(CODECS["x264-medium"].quick_crfs) + len(CODECS["av1-preset4"].quick_crfs)
+    assert coder.calls == n_codec and encoder.calls == 2
+    assert first.computed == n_codec + 2 and first.cached == 0
+    assert {p["codec"] for p in first.points} == {"x264-medium", "av1-preset4", "dnerv", "blend"}
+    blend = [p for p in first.points if p["codec"] == "blend"]
+    assert sorted(b["bytes"] for b in blend) == [4000 - 50 * 40 - 1000, 4000 - 50 * 30 - 1000]  # no weights
+    assert {r["codec"] for r in first.bd} == {"av1-preset4", "dnerv", "blend"}
+
+    second = run_bench([tiny_clip[0]], tmp_path / "out", coder=coder, encoder=encoder, **kw)
+    assert coder.calls == n_codec and encoder.calls == 2  # nothing computed again
+    assert second.computed == 0 and second.cached == n_codec + 2
+    assert second.points == first.points
+
+    third = run_bench([tiny_clip[0]], tmp_path / "out", coder=coder, encoder=encoder, recompute=True, **kw)
+    assert coder.calls == 2 * n_codec and encoder.calls == 4 and third.computed == n_codec + 2
+
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["machine"]["cores"] and doc["versions"]["av"] and len(doc["points"]) == len(first.points)
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert {r["codec"] for r in rows} >= {"x264-medium", "dnerv", "blend"}
+
+
+def test_plots_are_written(tmp_path):
+    from dnerv_codec.bench.plot import plot_rd
+
+    points = [
+        {"codec": c, "bpp": r * k, "psnr": q, "ms_ssim": 0.9 + q / 1000}
+        for c, k in (("x265-veryslow", 1.0), ("dnerv", 0.8))
+        for r, q in zip(RATES, PSNR, strict=True)
+    ]
+    files = plot_rd(points, tmp_path / "rd", title="test")
+    assert files["png"].read_bytes()[:4] == b"\x89PNG" and b"<svg" in files["svg"].read_bytes()[:500]
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+def test_parse_codecs():
+    assert parse_codecs("x264, AV1") == ("x264", "av1")
+    with pytest.raises(ConfigError, match="unknown codec 'vp9'"):
+        parse_codecs("x264,vp9")
+    with pytest.raises(ConfigError, match="no codec"):
+        parse_codecs(" , ")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--codecs", "x264,vp9"], "unknown codec 'vp9'"),
+        (["--anchor", "mpeg2"], "unknown anchor 'mpeg2'"),
+        (["--size", "big"], "size must look like"),
+    ],
+)
+def test_cli_bad_arguments(tmp_path, tiny_clip, extra, message):
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["bench", str(tiny_clip[0]), "-o", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_cli_output_is_a_file_and_empty_inputs(tmp_path, tiny_clip):
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    afile = tmp_path / "results.txt"
+    afile.write_text("x")
+    result = runner.invoke(app, ["bench", str(tiny_clip[0]), "-o", str(afile), "--codecs", "x264"])
+    assert result.exit_code == 1 and "is a file" in " ".join(result.output.split())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["bench", str(empty), "-o", str(tmp_path / "o"), "--codecs", "x264"])
+    assert result.exit_code == 1 and "no usable video" in result.output
+    result = runner.invoke(app, ["bench", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2  # usage error: no INPUTS
+    assert not (tmp_path / "o").exists()
