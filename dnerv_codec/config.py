@@ -35,6 +35,10 @@ class ModelConfig:
     """Base b of those frequencies."""
     min_width: int = 8
     """Lowest channel count of a decoder stage (reference: 32)."""
+    expansion: int = 1
+    """Output channels of the first decoder stage = expansion * fc_dim (reference: 2, i.e. C0 * 2);
+    later stages take max(round(previous / stride), min_width). Archives written before this field
+    existed load with the default, 1."""
     clip_len: int = 8
     """Frames per clip T; keyframes sit every T frames."""
     blend_residual: bool = True
@@ -51,6 +55,8 @@ class ModelConfig:
             raise ConfigError(f"clip length must be in 1..64, got {self.clip_len}")
         if self.pe_levels < 1:
             raise ConfigError("pe_levels must be at least 1")
+        if self.expansion < 1:
+            raise ConfigError(f"expansion must be at least 1, got {self.expansion}")
 
     @property
     def size_multiple(self) -> int:
@@ -192,6 +198,31 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+
+
+def _reference_shape(fc_dim: int, strides: tuple[int, ...]) -> ModelConfig:
+    return ModelConfig(
+        fc_dim=fc_dim,
+        strides=strides,
+        enc_dim=64,
+        stem_hidden=512,
+        pe_levels=240,
+        pe_base=1.25,
+        min_width=32,
+        clip_len=8,
+        expansion=2,
+        blend_residual=False,
+    )
+
+
+REFERENCE_SHAPES: dict[str, ModelConfig] = {
+    # The published implementation's network, exactly: 480 frame-index features, stem hidden 512,
+    # content encoder width 64, stage 0 of C0 * 2 channels, lowest width 32, clips of 8 frames,
+    # no blend residual. 3,866,519 parameters at 128x160; 15,956,984 at 256x320 (its UVG "S").
+    "reference-128x160": _reference_shape(64, (4, 2, 2, 2)),
+    "reference-256x320": _reference_shape(166, (4, 2, 2, 2, 2)),
+}
+"""Named model shapes of the reference implementation (benchmarks and tests name them)."""
 
 
 def get_preset(name: str) -> Preset:

@@ -100,14 +100,28 @@ class Archive:
 
         blend=True gives the network-free baseline instead: the clip's two decoded keyframes
         blended linearly by distance."""
+        for out, base in self._iter(indices, batch_size, network=not blend, blend=blend):
+            yield base if blend else out
+
+    @torch.no_grad()
+    def iter_clips_with_blend(
+        self, indices: Iterable[int], batch_size: int = 4
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(network, blend) of each clip, as iter_clips and iter_clips(blend=True) give them, with
+        each batch's keyframes read and decoded once for both."""
+        yield from self._iter(indices, batch_size, network=True, blend=True)
+
+    def _iter(self, indices: Iterable[int], batch_size: int, network: bool, blend: bool) -> Iterator[tuple]:
+        """(network frames or None, blend frames or None) per clip, uint8 [length, H, W, 3] on the CPU."""
         clips = [self.clip(i) for i in indices]
         for b in range(0, len(clips), batch_size):
             chunk = clips[b : b + batch_size]
             keys, t, w = self._clip_batch(chunk)
-            frames = blend_keyframes(keys, w) if blend else self.model(keys, t, w)
-            frames = to_uint8(frames).cpu()
-            for clip, out in zip(chunk, frames, strict=True):
-                yield out[: clip.length]
+            out = to_uint8(self.model(keys, t, w)).cpu() if network else None
+            base = to_uint8(blend_keyframes(keys, w)).cpu() if blend else None
+            for i, clip in enumerate(chunk):
+                n = clip.length
+                yield (None if out is None else out[i, :n]), (None if base is None else base[i, :n])
 
     @torch.no_grad()
     def decode_clips(

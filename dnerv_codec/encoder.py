@@ -33,7 +33,7 @@ from .fit.checkpoint import Checkpoint
 from .fit.data import ClipData
 from .fit.distributed import Dist
 from .fit.trainer import Trainer
-from .keyframes import decode_keyframes, encode_keyframes
+from .keyframes import decode_keyframe, encode_keyframes
 from .metrics import QualityMeter
 from .model.dnerv import DNeRV, count_parameters
 from .report import Reporter
@@ -246,9 +246,11 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
                 blobs = encode_keyframes(key_frames, key_cfg)
                 task.advance(len(blobs))
         blobs = ctx.broadcast(blobs if ctx.is_main else None)
-        decoded = decode_keyframes(blobs, key_cfg.codec, height, width)
-        mean = decoded.reshape(-1, 3).mean(axis=0) / 255
-        std = np.maximum(decoded.reshape(-1, 3).std(axis=0) / 255, 1e-3)
+        # the DECODED keyframes (what the decoder will see) go to the disk cache too, so memory
+        # stays flat however large the collection; rank 0 decodes them once
+        stats = _cache_keyframes(blobs, key_cfg.codec, cache_dir, height, width) if ctx.is_main else None
+        mean, std = ctx.broadcast(stats)
+        decoded = open_frames(cache_dir / "keyframes.u8", height, width)
         if checkpoint is not None:
             mean, std = np.array(checkpoint.meta["mean"]), np.array(checkpoint.meta["std"])
 
@@ -378,18 +380,36 @@ def _fill_cache(
     return entries
 
 
+def _cache_keyframes(
+    blobs: list[bytes], codec: str, cache_dir: Path, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the keyframes one by one into the cache; returns their per-channel mean and std in
+    [0, 1] (the network's input normalisation)."""
+    total = np.zeros(3)
+    squares = np.zeros(3)
+
+    def frames():
+        for blob in blobs:
+            frame = decode_keyframe(blob, codec, height, width)
+            pixels = frame.reshape(-1, 3).astype(np.float64)
+            total[:] += pixels.sum(axis=0)
+            squares[:] += np.square(pixels).sum(axis=0)
+            yield frame
+
+    count = write_frames(cache_dir / "keyframes.u8", frames(), height, width) * height * width
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return mean / 255, np.maximum(std / 255, 1e-3)
+
+
 def _measure(path: Path, frames, device, reporter: Reporter) -> tuple[QualityMeter, QualityMeter]:
     """PSNR / MS-SSIM of the network and of the keyframe blend, on frames decoded from the file."""
     archive = Archive(path, device)
     quality, blend = QualityMeter(), QualityMeter(with_ms_ssim=False)
     clips = archive.clips
     with reporter.task("measuring", total=len(clips), unit="clip") as task:
-        for clip, out, base in zip(
-            clips,
-            archive.iter_clips(range(len(clips))),
-            archive.iter_clips(range(len(clips)), blend=True),
-            strict=True,
-        ):
+        # one pass: each batch's keyframes are read and decoded once for the network and the blend
+        for clip, (out, base) in zip(clips, archive.iter_clips_with_blend(range(len(clips))), strict=True):
             reference = np.asarray(frames[clip.video][clip.start : clip.start + clip.length])
             quality.add(out.numpy(), reference)
             blend.add(base.numpy(), reference)

@@ -45,12 +45,28 @@ class ClipData:
             T = self.layout.clip_len
             frames = []
             for c in clips:
-                clip = np.asarray(self.frames[c.video][c.start : c.start + c.length])
+                clip = read_frames(self.frames[c.video], c.start, c.length)
                 if c.length < T:
                     clip = np.concatenate([clip, np.repeat(clip[-1:], T - c.length, axis=0)])
                 frames.append(clip)
             out["frames"] = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3)
         return out
+
+
+def read_frames(frames: np.ndarray, start: int, count: int) -> np.ndarray:
+    """A copy of frames[start : start + count]. From a memory-mapped cache file (video.cache) the
+    bytes are read with a plain file read, not through the map: pages touched through a map count
+    in this process's resident memory, which would then grow with the collection over an epoch."""
+    if not isinstance(frames, np.memmap) or frames.filename is None or frames.ndim != 4:
+        return np.array(frames[start : start + count])
+    count = max(0, min(count, len(frames) - start))
+    out = np.empty((count, *frames.shape[1:]), frames.dtype)
+    frame_bytes = out.itemsize * int(np.prod(frames.shape[1:]))
+    with open(frames.filename, "rb", buffering=0) as f:
+        f.seek(frames.offset + start * frame_bytes)
+        if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+            raise OSError(f"short read from the frame cache {frames.filename}")
+    return out
 
 
 def epoch_order(num_clips: int, seed: int, epoch: int) -> torch.Tensor:

@@ -20,6 +20,7 @@ from pytorch_msssim import ssim
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import FitConfig
+from ..malloc import keep_freed_memory
 from .data import ClipData, epoch_order
 from .distributed import Dist
 
@@ -119,6 +120,7 @@ class Trainer:
         device: torch.device,
         dist: Dist | None = None,
     ) -> None:
+        keep_freed_memory()  # no per-step page faults on the activations (see its docstring)
         self.dist = dist or Dist()
         self.net, self.data, self.cfg, self.device = model, data, cfg, device
         self.rank, self.world = self.dist.rank, self.dist.world

@@ -25,8 +25,8 @@ __all__ = ["DNeRV", "blend_keyframes", "count_parameters", "stage_widths"]
 
 
 def stage_widths(cfg: ModelConfig) -> list[int]:
-    """Output channels of each stride stage: fc_dim, then max(round(prev / stride), min_width)."""
-    widths = [cfg.fc_dim]
+    """Output channels of each stride stage: expansion * fc_dim, then max(round(prev / stride), min_width)."""
+    widths = [cfg.expansion * cfg.fc_dim]
     for s in cfg.strides[1:]:
         widths.append(max(round(widths[-1] / s), cfg.min_width))
     return widths

@@ -1,0 +1,521 @@
+"""Fitting and decoding speed, time to the first frame, and peak memory of dnerv.
+
+    .venv/bin/python benchmarks/speed.py                 # the full table (< 20 min on a 2-core CPU)
+    .venv/bin/python benchmarks/speed.py --quick         # fewer steps and clips (a smoke run)
+
+Working points: 128x160 and 256x320, each with
+  * the reference implementation's network (config.REFERENCE_SHAPES: 480 frame-index features, stem
+    hidden 512, content encoder 64, C0 = 64 / 166 with strides 4,2,2,2 / 4,2,2,2,2, stage 0 of
+    C0 * 2 channels, lowest width 32, clips of 8 frames, no blend residual), and
+  * dnerv's own "default" preset shape, with the fc_dim that encode would choose for the 8 shared
+    videos (encoder.choose_fc_dim over their 768 frames at that size).
+Measurements, each in its own subprocess (so resident-memory peaks do not mix):
+  fit      Trainer.train_step on real frames (the shared videos in an on-disk frame cache, read
+           through fit.data.ClipData); frames/s over the steps after the warm-up ones. Keyframes are
+           the raw frames (keyframe coding does not change the network's cost). Batch 2 at 128x160,
+           1 at 256x320 (also 32 on CUDA, and bf16 autocast on CUDA as its own row).
+  decode   (a) network only: RGB frames in memory from keyframes already decoded, batch 1 (one clip
+           at a time) and batched; (b) Archive.iter_clips end to end (keyframes read and decoded from
+           the archive too), batch 1 and batched; (c) as (b) for one clip at a time, plus writing an
+           FFV1 .mkv with video.write.write_video. The archive holds the network with its initial
+           weights, quantized and coded as encode would (weights do not change the cost).
+  first    a cold `python -c` that opens the archive and decodes one random clip: wall time.
+  memory   ru_maxrss of every subprocess above, and the flatness check: the same reference
+           128x160 fit (a few steps) and one pass of the data pipeline over every clip, on a
+           collection of 1x and 16x the frames (the same clips written repeatedly to the frame cache).
+On CUDA (found automatically) the fits and decodes run on the GPU; timings synchronize the device.
+
+Prints a table and writes JSON (default benchmarks/results/speed.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+VIDEOS = Path("/work/shared/data/videos")
+POINTS = ((128, 160), (256, 320))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# ------------------------------------------------------------------ shapes
+
+
+def model_config(shape: str, height: int, width: int):
+    from dnerv_codec.config import PRESETS, REFERENCE_SHAPES
+    from dnerv_codec.encoder import choose_fc_dim
+
+    if shape == "reference":
+        return REFERENCE_SHAPES[f"reference-{height}x{width}"]
+    preset = PRESETS[shape]
+    frames = 8 * 96  # the 8 shared videos
+    fc = choose_fc_dim(preset, preset.model, height, width, frames * height * width)
+    return dataclasses.replace(preset.model, fc_dim=fc)
+
+
+# ------------------------------------------------------------------ data (parent process)
+
+
+def build_cache(folder: Path, files: list[Path], size: tuple[int, int], repeat: int = 1) -> list[dict]:
+    """Frame cache of the videos at `size`, each written `repeat` times as its own video."""
+    from dnerv_codec.video.cache import write_frames
+    from dnerv_codec.video.read import iter_frames
+
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for f in files:
+        first = folder / f"{len(entries):06d}.u8"
+        count = write_frames(first, iter_frames(f, size), *size)
+        entries.append({"name": f.name, "frames": count, "file": str(first)})
+        for r in range(1, repeat):
+            path = folder / f"{len(entries):06d}.u8"
+            shutil.copyfile(first, path)
+            entries.append({"name": f"{f.stem}-{r}{f.suffix}", "frames": count, "file": str(path)})
+    return entries
+
+
+def build_archive(path: Path, shape: str, size: tuple[int, int], entries: list[dict]) -> None:
+    """An archive of these videos: HEVC keyframes and the initial network's coded weights."""
+    import numpy as np
+    import torch
+
+    from dnerv_codec.archive.format import ArchiveHeader
+    from dnerv_codec.archive.write import write_archive
+    from dnerv_codec.clips import Layout, VideoEntry
+    from dnerv_codec.compress.weights import pack_state
+    from dnerv_codec.config import KeyframeConfig, QuantConfig
+    from dnerv_codec.keyframes import encode_keyframes
+    from dnerv_codec.model.dnerv import DNeRV
+    from dnerv_codec.video.cache import open_frames
+
+    cfg = model_config(shape, *size)
+    h, w = size
+    videos = [VideoEntry(e["name"], 25.0, e["frames"], w, h) for e in entries]
+    layout = Layout.build(videos, cfg.clip_len)
+    frames = [open_frames(Path(e["file"]), h, w) for e in entries]
+    keys = np.stack([frames[v][f] for v, f in layout.keyframes])
+    key_cfg = KeyframeConfig()
+    blobs = encode_keyframes(keys, key_cfg)
+    torch.manual_seed(0)
+    model = DNeRV(cfg, h, w)
+    weights, _ = pack_state(model.learned_state(), QuantConfig().bits)
+    header = ArchiveHeader(
+        h, w, (0.45, 0.45, 0.45), (0.25, 0.25, 0.25), cfg, key_cfg, QuantConfig(), tuple(videos)
+    )
+    write_archive(path, header, blobs, weights, force=True)
+
+
+# ------------------------------------------------------------------ workers (subprocesses)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _clip_data(spec: dict):
+    import numpy as np
+
+    from dnerv_codec.clips import Layout, VideoEntry
+    from dnerv_codec.fit.data import ClipData, read_frames
+    from dnerv_codec.video.cache import open_frames, write_frames
+
+    h, w = spec["size"]
+    entries = spec["entries"]
+    videos = [VideoEntry(e["name"], 25.0, e["frames"], w, h) for e in entries]
+    layout = Layout.build(videos, spec.get("clip_len", 8))
+    frames = [open_frames(Path(e["file"]), h, w) for e in entries]
+    # copied with file reads, so that setting up does not map the cache's pages into this process
+    keyframes = (read_frames(frames[v], f, 1)[0] for v, f in layout.keyframes)
+    if spec.get("keyframes") == "memmap":  # decoded keyframes in their own cache file
+        path = Path(spec["workdir"]) / "keyframes.u8"
+        write_frames(path, keyframes, h, w)
+        keys = open_frames(path, h, w)
+    else:  # in memory, as encode holds them today
+        keys = np.stack(list(keyframes))
+    return ClipData(layout, frames, keys)
+
+
+def work_fit(spec: dict) -> dict:
+    import torch
+
+    from dnerv_codec.config import FitConfig
+    from dnerv_codec.device import resolve_device
+    from dnerv_codec.fit.trainer import Trainer
+    from dnerv_codec.model.dnerv import DNeRV
+
+    device = resolve_device(spec.get("device", "auto"))
+    h, w = spec["size"]
+    cfg = model_config(spec["shape"], h, w)
+    data = _clip_data(spec)
+    torch.manual_seed(0)
+    model = DNeRV(cfg, h, w).to(device)
+    if spec.get("channels_last"):
+        model.memory_format = torch.channels_last
+    batch = spec["batch"]
+    trainer = Trainer(model, data, FitConfig(epochs=1000, batch_size=batch), device)
+    amp = spec.get("amp")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
+    order = order * (1 + (batch * (spec["warmup"] + spec["steps"])) // len(order))
+    model.train()
+    times = []
+    for i in range(spec["warmup"] + spec["steps"]):
+        chunk = order[i * batch : (i + 1) * batch]
+        _sync(device)
+        started = time.perf_counter()
+        if amp:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                loss, _ = trainer.train_step(chunk, 1e-4)
+        else:
+            loss, _ = trainer.train_step(chunk, 1e-4)
+        _sync(device)
+        times.append(time.perf_counter() - started)
+    steady = times[spec["warmup"] :]
+    frames = batch * cfg.clip_len
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "fc_dim": cfg.fc_dim,
+        "device": str(device),
+        "step_s": steady,
+        "fps": frames * len(steady) / sum(steady),
+        "fps_best_step": frames / min(steady),
+        "loss": float(loss),
+        "maxrss_mb": maxrss_mb(),
+    }
+
+
+def work_epoch(spec: dict) -> dict:
+    """One pass of the data pipeline (ClipData.batch + to_model_inputs) over every clip."""
+    import torch
+
+    from dnerv_codec.fit.trainer import to_model_inputs
+
+    data = _clip_data(spec)
+    batch, frames = spec["batch"], 0
+    started = time.perf_counter()
+    for b in range(0, len(data), batch):
+        inputs = to_model_inputs(data.batch(list(range(b, min(b + batch, len(data))))), torch.device("cpu"))
+        frames += int(inputs["mask"].sum())
+    seconds = time.perf_counter() - started
+    return {"clips": len(data), "frames": frames, "fps": frames / seconds, "maxrss_mb": maxrss_mb()}
+
+
+def work_decode(spec: dict) -> dict:
+    import numpy as np
+    import torch
+
+    import dnerv_codec as dn
+    from dnerv_codec.decode import to_uint8
+    from dnerv_codec.video.write import write_video
+
+    archive = dn.open(spec["archive"], spec.get("device", "auto"))
+    device = archive.device
+    model = archive.model
+    if spec.get("channels_last"):
+        model.memory_format = torch.channels_last
+    n = len(archive.clips)
+    clips = list(range(min(n, spec["clips"])))
+    out: dict = {"device": str(device), "clips": len(clips)}
+
+    def timed(fn, frames: int, repeats: int) -> float:
+        fn()  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            _sync(device)
+            started = time.perf_counter()
+            fn()
+            _sync(device)
+            best = min(best, time.perf_counter() - started)
+        return frames / best
+
+    frames = sum(archive.clip(i).length for i in clips)
+    repeats = spec.get("repeats", 2)
+    # (a) network only, keyframes decoded beforehand
+    prepared = {
+        bs: [
+            archive._clip_batch([archive.clip(i) for i in clips[b : b + bs]])
+            for b in range(0, len(clips), bs)
+        ]
+        for bs in (1, spec["batch"])
+    }
+
+    def network(bs: int, amp: bool = False):
+        outs = []
+        with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
+            for keys, t, w in prepared[bs]:
+                outs.append(to_uint8(model(keys, t, w).float()))
+        return outs
+
+    out["network_b1_fps"] = timed(lambda: network(1), frames, repeats)
+    out["network_batched_fps"] = timed(lambda: network(spec["batch"]), frames, repeats)
+    if device.type == "cuda":
+        out["network_batched_bf16_fps"] = timed(lambda: network(spec["batch"], True), frames, repeats)
+        ref = torch.cat([o.float() for o in network(spec["batch"])])
+        low = torch.cat([o.float() for o in network(spec["batch"], True)])
+        mse = float((ref - low).square().mean()) / 255**2
+        out["bf16_psnr_vs_fp32_db"] = -10 * np.log10(max(mse, 1e-12))
+    # (b) end to end through the archive: keyframes read and decoded as well
+    out["archive_b1_fps"] = timed(lambda: list(archive.iter_clips(clips, batch_size=1)), frames, repeats)
+    out["archive_batched_fps"] = timed(
+        lambda: list(archive.iter_clips(clips, batch_size=spec["batch"])), frames, repeats
+    )
+    # (c) including an FFV1 .mkv
+    mkv = Path(spec["workdir"]) / "decoded.mkv"
+
+    def to_mkv():
+        write_video(mkv, (f for clip in archive.iter_clips(clips, batch_size=1) for f in clip.numpy()), 25.0)
+
+    out["archive_mkv_fps"] = timed(to_mkv, frames, repeats)
+    out["maxrss_mb"] = maxrss_mb()
+    return out
+
+
+WORKERS = {"fit": work_fit, "epoch": work_epoch, "decode": work_decode}
+
+
+def run_worker(spec: dict, threads: int | None) -> dict:
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"worker {spec['task']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def first_frame(archive: Path, clip: int) -> dict:
+    """Cold process: import, open the archive, decode one clip; wall time and peak memory."""
+    code = (
+        "import time, resource, json; t0 = time.perf_counter()\n"
+        "import dnerv_codec as dn\n"
+        f"a = dn.open({str(archive)!r}); f = a.decode_clip({clip}); f[0].sum().item()\n"
+        "print(json.dumps({'inside_s': time.perf_counter() - t0,"
+        " 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return {"wall_s": wall, "clip": clip} | json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--videos", type=Path, default=VIDEOS)
+    parser.add_argument("--quick", action="store_true", help="fewer steps and clips")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the workers")
+    parser.add_argument("--skip-flat", action="store_true", help="skip the 1x / 16x memory check")
+    parser.add_argument("--only-flat", action="store_true", help="only the 1x / 16x memory check")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
+    args = parser.parse_args()
+    if args.worker:
+        from dnerv_codec.malloc import keep_freed_memory
+
+        keep_freed_memory()  # as the dnerv command does in its own process
+        spec = json.loads(args.worker)
+        print(json.dumps(WORKERS[spec["task"]](spec)))
+        return
+
+    import torch
+
+    from dnerv_codec.device import resolve_device
+
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    started = time.perf_counter()
+    files = sorted(p for p in args.videos.glob("*.mp4") if p.is_file())
+    if not files:
+        sys.exit(f"no .mp4 files in {args.videos}")
+    rows, flat = [], []
+    random.seed(0)
+    with tempfile.TemporaryDirectory(prefix="dnerv-speed-") as tmp:
+        work = Path(tmp)
+        for size in () if args.only_flat else POINTS:
+            h, w = size
+            log(f"frame cache at {h}x{w} ({len(files)} videos)")
+            entries = build_cache(work / f"cache{h}", files, size)
+            big = h >= 256
+            for shape in ("reference", "default"):
+                cfg = model_config(shape, h, w)
+                name = f"{shape}-{h}x{w}"
+                fit_batches = [1 if big else 2] + ([32] if cuda else [])
+                warm, steps = (1, 2) if args.quick else ((2, 3) if big else (2, 5))
+                if cuda:
+                    warm, steps = 10, 30
+                base = {
+                    "size": size,
+                    "entries": entries,
+                    "shape": shape,
+                    "workdir": str(work),
+                    "device": str(device),
+                }
+                for batch in fit_batches:
+                    for amp in [False] + ([True] if cuda else []):
+                        log(f"fit {name} batch {batch}{' bf16' if amp else ''}: {warm} + {steps} steps")
+                        r = run_worker(
+                            base
+                            | {"task": "fit", "batch": batch, "warmup": warm, "steps": steps, "amp": amp},
+                            args.threads,
+                        )
+                        rows.append({"point": name, "what": f"fit b{batch}" + (" bf16" if amp else ""), **r})
+                        log(f"  {r['fps']:.2f} frames/s, {r['maxrss_mb']:.0f} MB")
+                archive = work / f"{name}.dnv"
+                n_videos = 1
+                build_archive(archive, shape, size, entries[:n_videos])
+                n_clips = 12 if not args.quick else 4
+                if big and not cuda:
+                    n_clips = 4 if not args.quick else 2
+                log(f"decode {name}: {n_clips} clips")
+                r = run_worker(
+                    base
+                    | {
+                        "task": "decode",
+                        "archive": str(archive),
+                        "clips": n_clips,
+                        "batch": 4 if not cuda else 12,
+                        "repeats": 1 if (big and not cuda) else 2,
+                    },
+                    args.threads,
+                )
+                rows.append({"point": name, "what": "decode", **r})
+                log(
+                    f"  network b1 {r['network_b1_fps']:.1f}, batched {r['network_batched_fps']:.1f}, "
+                    f"archive b1 {r['archive_b1_fps']:.1f}, batched {r['archive_batched_fps']:.1f}, "
+                    f"+mkv {r['archive_mkv_fps']:.1f} frames/s"
+                )
+                ff = [first_frame(archive, random.randrange(12)) for _ in range(2)]
+                best = min(ff, key=lambda x: x["wall_s"])
+                rows.append(
+                    {"point": name, "what": "first frame", **best, "all_wall_s": [x["wall_s"] for x in ff]}
+                )
+                log(f"  first frame {best['wall_s']:.2f} s (cold process), {best['maxrss_mb']:.0f} MB")
+                rows[-2]["params"] = rows[-3].get("params")
+                rows[-2]["fc_dim"] = cfg.fc_dim
+        if not args.skip_flat:
+            size = (128, 160)
+            for repeat in (1, 16):
+                entries = build_cache(work / f"flat{repeat}", files, size, repeat)
+                n = sum(e["frames"] for e in entries)
+                base = {
+                    "size": size,
+                    "entries": entries,
+                    "shape": "reference",
+                    "workdir": str(work / f"flat{repeat}"),
+                }
+                for keys in ("memory", "memmap"):
+                    log(f"memory flatness: {repeat}x ({n} frames), keyframes in {keys}")
+                    fit = run_worker(
+                        base
+                        | {
+                            "task": "fit",
+                            "batch": 2,
+                            "warmup": 1,
+                            "steps": 2,
+                            "keyframes": keys,
+                            "device": "cpu",
+                        },
+                        args.threads,
+                    )
+                    epoch = run_worker(base | {"task": "epoch", "batch": 8, "keyframes": keys}, args.threads)
+                    flat.append(
+                        {
+                            "repeat": repeat,
+                            "frames": n,
+                            "keyframes": keys,
+                            "fit_maxrss_mb": fit["maxrss_mb"],
+                            "epoch_maxrss_mb": epoch["maxrss_mb"],
+                            "epoch_fps": epoch["fps"],
+                        }
+                    )
+                    log(f"  fit {fit['maxrss_mb']:.0f} MB, data epoch {epoch['maxrss_mb']:.0f} MB")
+
+    doc = {
+        "rows": rows,
+        "flatness": flat,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if cuda else None,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_end": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "quick": args.quick,
+        "seconds": time.perf_counter() - started,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print_table(doc)
+    print(f"wrote {args.json}")
+
+
+def print_table(doc: dict) -> None:
+    m = doc["machine"]
+    print(
+        f"dnerv speed on {m['device']} ({m['gpu'] or str(m['cpus']) + ' CPUs'}), torch {m['torch']}; {doc['seconds']:.0f} s"
+    )
+    print(f"{'point':<20} {'params':>10} {'measure':<34} {'value':>10} {'peak RSS MB':>12}")
+    for r in doc["rows"]:
+        point, params = r["point"], f"{r.get('params') or 0:,}"
+        if r["what"].startswith("fit"):
+            items = [(f"{r['what']} frames/s", r["fps"])]
+        elif r["what"] == "decode":
+            items = [
+                ("decode network b1 frames/s", r["network_b1_fps"]),
+                ("decode network batched frames/s", r["network_batched_fps"]),
+                ("decode archive b1 frames/s", r["archive_b1_fps"]),
+                ("decode archive batched frames/s", r["archive_batched_fps"]),
+                ("decode archive b1 + .mkv frames/s", r["archive_mkv_fps"]),
+            ]
+            if "network_batched_bf16_fps" in r:
+                items.append(("decode network bf16 frames/s", r["network_batched_bf16_fps"]))
+                items.append(("  bf16 vs fp32 PSNR dB", r["bf16_psnr_vs_fp32_db"]))
+        else:
+            items = [("first frame, cold process s", r["wall_s"])]
+        for i, (label, value) in enumerate(items):
+            rss = f"{r['maxrss_mb']:.0f}" if i == 0 else ""
+            print(
+                f"{point if i == 0 else '':<20} {params if i == 0 else '':>10} {label:<34} {value:>10.2f} {rss:>12}"
+            )
+    if doc["flatness"]:
+        print("memory flatness (reference-128x160, batch 2): peak RSS MB")
+        print(f"{'collection':<12} {'frames':>7} {'keyframes':<10} {'fit':>8} {'data epoch':>11}")
+        for f in doc["flatness"]:
+            print(
+                f"{str(f['repeat']) + 'x':<12} {f['frames']:>7} {f['keyframes']:<10} {f['fit_maxrss_mb']:>8.0f} {f['epoch_maxrss_mb']:>11.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The faster paths give what the plain ones give (no timings here: benchmarks/speed.py measures)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dnerv_codec.clips import Layout, VideoEntry
+from dnerv_codec.config import REFERENCE_SHAPES, ModelConfig, from_dict, to_dict
+from dnerv_codec.decode import Archive
+from dnerv_codec.fit.data import ClipData, read_frames
+from dnerv_codec.model.dnerv import count_parameters, stage_widths
+from dnerv_codec.video.cache import open_frames, write_frames
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "fixture-v1.dnv"
+
+
+def test_reference_shapes_match_the_published_network():
+    small, large = REFERENCE_SHAPES["reference-128x160"], REFERENCE_SHAPES["reference-256x320"]
+    assert stage_widths(small) == [128, 64, 32, 32]  # stage 0 of C0 * 2 channels
+    assert count_parameters(small, 128, 160) == 3_866_519
+    assert stage_widths(large) == [332, 166, 83, 42, 32]
+    assert count_parameters(large, 256, 320) == 15_956_984
+    assert not small.blend_residual and small.pe_levels == 240 and small.stem_hidden == 512
+
+
+def test_expansion_defaults_to_todays_network():
+    doc = to_dict(ModelConfig(fc_dim=24))
+    del doc["expansion"]  # as in archives written before the field existed
+    cfg = from_dict(ModelConfig, doc)
+    assert cfg.expansion == 1 and stage_widths(cfg)[0] == 24
+    assert stage_widths(dataclasses.replace(cfg, expansion=2))[0] == 48
+
+
+def test_read_frames_equals_the_memory_map(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (11, 4, 6, 3), dtype=np.uint8)
+    write_frames(tmp_path / "v.u8", frames, 4, 6)
+    mapped = open_frames(tmp_path / "v.u8", 4, 6)
+    for start, count in [(0, 11), (3, 4), (10, 1), (8, 8)]:
+        got = read_frames(mapped, start, count)
+        np.testing.assert_array_equal(got, frames[start : start + count])
+        np.testing.assert_array_equal(read_frames(frames, start, count), frames[start : start + count])
+        assert not isinstance(got, np.memmap)
+
+
+def test_clip_batches_from_the_cache_equal_those_from_memory(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 256, (13, 8, 8, 3), dtype=np.uint8)
+    write_frames(tmp_path / "v.u8", frames, 8, 8)
+    layout = Layout.build([VideoEntry("v", 25.0, 13, 8, 8)], 4)
+    keys = np.stack([frames[f] for _, f in layout.keyframes])
+    mapped = ClipData(layout, [open_frames(tmp_path / "v.u8", 8, 8)], keys).batch(range(len(layout.clips)))
+    plain = ClipData(layout, [frames], keys).batch(range(len(layout.clips)))
+    for name in plain:
+        assert torch.equal(mapped[name], plain[name]), name
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_network_and_blend_in_one_pass_equal_two_passes():
+    archive = Archive(FIXTURE, "cpu")
+    clips = range(len(archive.clips))
+    both = list(archive.iter_clips_with_blend(clips, batch_size=2))
+    network = list(archive.iter_clips(clips, batch_size=2))
+    blend = list(archive.iter_clips(clips, batch_size=2, blend=True))
+    assert len(both) == len(network) == len(blend) == len(archive.clips)
+    for (out, base), a, b in zip(both, network, blend, strict=True):
+        assert torch.equal(out, a) and torch.equal(base, b)
+
+
+def test_keep_freed_memory_is_idempotent_and_changes_no_output():
+    from dnerv_codec.malloc import keep_freed_memory
+    from dnerv_codec.model.dnerv import DNeRV
+
+    cfg = ModelConfig(fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2))
+    torch.manual_seed(0)
+    model = DNeRV(cfg, 8, 8).eval()
+    keys, t, w = torch.rand(1, 2, 3, 8, 8), torch.rand(1, 8), torch.rand(1, 8)
+    with torch.no_grad():
+        before = model(keys, t, w)
+        applied = keep_freed_memory()
+        assert keep_freed_memory() == applied and isinstance(applied, bool)
+        assert torch.equal(model(keys, t, w), before)
