@@ -247,3 +247,13 @@ def tiny_archive(tmp_path_factory, runner) -> TinyArchive:
     report = json.loads(result.stdout)
     os.chmod(out, 0o444)  # shared by many tests: none may change it
     return TinyArchive(out, inputs, report, result.output, TINY_SIZE, files)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread(tiny_archive):
+    """These tests decode tiny frames, where a second intra-op thread only adds waiting (and much
+    of it on a busy machine); the shared archive is built first, with the default threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

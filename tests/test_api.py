@@ -26,14 +26,7 @@ def run_python(code: str, cwd: Path | None = None, timeout: float = 120) -> subp
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread(tiny_archive):
-    """These tests decode tiny frames, where a second intra-op thread only adds waiting (and much
-    of it on a busy machine); the shared archive is built first, with the default threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- the package

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 from av.video.reformatter import ColorRange, Colorspace
-from conftest import SHARED_VIDEOS
+from conftest import SHARED_VIDEOS, make_audio_only
 
 from dnerv_codec.errors import InputError, OutputError
 from dnerv_codec.video.cache import open_frames, write_frames
@@ -84,17 +84,6 @@ def make_video(path, frames, codec="ffv1", pix_fmt="bgr0", rate=25, options=None
     return Path(path)
 
 
-def make_audio(path):
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=8000)
-        s.layout = "mono"
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        f.sample_rate, f.pts = 8000, 0
-        c.mux(s.encode(f))
-        c.mux(s.encode(None))
-    return Path(path)
-
-
 def psnr(a, b) -> float:
     return float(10 * np.log10(255**2 / max(np.mean((np.asarray(a, float) - b) ** 2), 1e-12)))
 
@@ -112,7 +101,7 @@ def test_find_videos_nested_and_skips(tmp_path):
     (root / "fake.mp4").write_text("hello, not a video\n")
     (root / "notes.txt").write_text("some notes\n")
     (root / "empty.mp4").write_bytes(b"")
-    make_audio(root / "sound.wav")
+    make_audio_only(root / "sound.wav")
     make_video(root / "zero.y4m", [], codec="rawvideo", pix_fmt="yuv420p")
     os.symlink(root, root / "class_a" / "loop")  # a symlink loop must not hang the walk
 
@@ -149,7 +138,7 @@ def test_probe_errors(tmp_path):
     with pytest.raises(InputError, match="t.mp4: not a media file"):
         probe(tmp_path / "t.mp4")
     with pytest.raises(InputError, match="audio only"):
-        probe(make_audio(tmp_path / "a.wav"))
+        probe(make_audio_only(tmp_path / "a.wav"))
     with pytest.raises(InputError, match="zero-frame"):
         probe(make_video(tmp_path / "z.y4m", [], codec="rawvideo", pix_fmt="yuv420p"))
 

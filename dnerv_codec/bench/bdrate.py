@@ -97,6 +97,16 @@ def _curve(rates: Sequence[float], quality: Sequence[float], by: str) -> tuple[n
     return xs, ys
 
 
+def _mean_gap(a, t) -> float | None:
+    """Mean vertical distance test - anchor of two (x, y) curves over the x range both cover."""
+    if a is None or t is None:
+        return None
+    lo, hi = max(a[0][0], t[0][0]), min(a[0][-1], t[0][-1])
+    if not hi > lo:
+        return None
+    return (Pchip(*t).integrate(lo, hi) - Pchip(*a).integrate(lo, hi)) / (hi - lo)
+
+
 def bd_rate(
     anchor_rate: Sequence[float],
     anchor_quality: Sequence[float],
@@ -105,16 +115,10 @@ def bd_rate(
 ) -> float | None:
     """Bjontegaard delta rate of `test` against `anchor`, in percent (negative: test saves bits), over
     the quality range both curves cover; None when they do not overlap or a curve has < 2 points."""
-    a = _curve(anchor_rate, anchor_quality, "quality")
-    t = _curve(test_rate, test_quality, "quality")
-    if a is None or t is None:
-        return None
-    lo, hi = max(a[0][0], t[0][0]), min(a[0][-1], t[0][-1])
-    if not hi > lo:
-        return None
-    fa, ft = Pchip(*a), Pchip(*t)
-    mean_diff = (ft.integrate(lo, hi) - fa.integrate(lo, hi)) / (hi - lo)
-    return 100.0 * (10.0**mean_diff - 1.0)
+    mean_diff = _mean_gap(
+        _curve(anchor_rate, anchor_quality, "quality"), _curve(test_rate, test_quality, "quality")
+    )
+    return None if mean_diff is None else 100.0 * (10.0**mean_diff - 1.0)
 
 
 def bd_quality(
@@ -125,15 +129,7 @@ def bd_quality(
 ) -> float | None:
     """Bjontegaard delta quality (BD-PSNR in dB for PSNR) of `test` against `anchor`: the mean
     quality difference over the log-rate range both cover; None when they do not overlap."""
-    a = _curve(anchor_rate, anchor_quality, "rate")
-    t = _curve(test_rate, test_quality, "rate")
-    if a is None or t is None:
-        return None
-    lo, hi = max(a[0][0], t[0][0]), min(a[0][-1], t[0][-1])
-    if not hi > lo:
-        return None
-    fa, ft = Pchip(*a), Pchip(*t)
-    return (ft.integrate(lo, hi) - fa.integrate(lo, hi)) / (hi - lo)
+    return _mean_gap(_curve(anchor_rate, anchor_quality, "rate"), _curve(test_rate, test_quality, "rate"))
 
 
 def psnr_at_equal_rate(
