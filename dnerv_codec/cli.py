@@ -79,9 +79,17 @@ def encode(
     time_limit: Annotated[
         float | None, typer.Option(help="Fit for this many minutes; the schedule spans them.")
     ] = None,
-    keyframe_codec: Annotated[str | None, typer.Option(help="av1 or hevc.")] = None,
+    keyframe_codec: Annotated[str | None, typer.Option(help="hevc, h264 or av1.")] = None,
     keyframe_quality: Annotated[int | None, typer.Option(help="Keyframe CRF (lower is better).")] = None,
+    keyframe_gop: Annotated[
+        int | None,
+        typer.Option(help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra)."),
+    ] = None,
     fc_dim: Annotated[int | None, typer.Option(help="Network width C0 (default: sized to the data).")] = None,
+    weight_bpp: Annotated[
+        float | None,
+        typer.Option(help="Bits per pixel the network's weights may cost; sets C0 (default: the preset's)."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
@@ -114,7 +122,9 @@ def encode(
             time_limit=time_limit,
             keyframe_codec=keyframe_codec,
             keyframe_quality=keyframe_quality,
+            keyframe_gop=keyframe_gop,
             fc_dim=fc_dim,
+            weight_bpp=weight_bpp,
             batch_size=batch_size,
             lr=lr,
             seed=seed,
@@ -133,11 +143,14 @@ def encode(
         return
     table = Table(title=escape(str(report.output)), show_header=False)
     ms = f"{report.ms_ssim:.4f}" if report.ms_ssim is not None else "n/a"
+    blend = "n/a (no keyframes)"
+    if report.blend_psnr is not None:
+        blend = f"{report.blend_psnr:.2f} dB (network gain {report.gain_db:+.2f} dB)"
     for key, value in [
         ("frames", f"{report.frames} at {report.height}x{report.width}"),
         ("size", f"{report.bytes:,} bytes, {report.bpp:.4f} bpp"),
         ("PSNR / MS-SSIM", f"{report.psnr:.2f} dB / {ms}"),
-        ("keyframe blend", f"{report.blend_psnr:.2f} dB (network gain {report.gain_db:+.2f} dB)"),
+        ("keyframe blend", blend),
         ("network", f"{report.params:,} parameters"),
         ("fit", f"{report.fit_seconds:.0f} s, {report.fit_epochs:.1f} epochs on {report.device}"),
         ("total time", f"{report.seconds:.0f} s"),
@@ -216,10 +229,16 @@ def info(
     console.print(
         f"[bold]{escape(str(archive))}[/]: format {doc['format_version']}, written by {escape(doc['writer'])}"
     )
+    keyframes = "no keyframes"
+    if doc["model"]["kind"] == "dnerv":
+        keyframes = (
+            f"{doc['keyframes']} keyframes ({doc['keyframe_codec']} q{doc['keyframe_quality']} "
+            f"gop {doc['keyframe_gop']})"
+        )
     console.print(
         f"{len(doc['videos'])} videos, {len(doc['clips'])} clips, {doc['frames']} frames at "
-        f"{doc['height']}x{doc['width']}; {doc['params']:,} parameters ({doc['weight_bits']}-bit), "
-        f"{doc['keyframes']} keyframes ({doc['keyframe_codec']} q{doc['keyframe_quality']})"
+        f"{doc['height']}x{doc['width']}; {doc['model']['kind']} network of {doc['params']:,} parameters "
+        f"({doc['weight_bits']}-bit), {keyframes}"
     )
     videos = Table("video", "frames", "fps", "original size", "clips")
     for v in doc["videos"]:
@@ -245,6 +264,18 @@ def info(
     for name, n in doc["bytes"].items():
         sizes.add_row(name, f"{n:,}", f"{100 * n / total:.1f}%", f"{8 * n / pixels:.4f}")
     console.print(sizes)
+    weights = Table("weights", "tensors", "params", "bytes", "entropy", "side", "bits/param")
+    for r in doc["weights"]:
+        weights.add_row(
+            r["class"],
+            str(r["tensors"]),
+            f"{r['params']:,}",
+            f"{r['bytes']:,.0f}",
+            f"{r['entropy']:,.0f}",
+            f"{r['side']:,.0f}",
+            f"{r['bits_per_param']:.2f}",
+        )
+    console.print(weights)
 
 
 @app.command()
@@ -252,11 +283,20 @@ def bench(
     inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for results, plots and cache.")],
     quick: Annotated[
-        bool, typer.Option("--quick", help="Short ladders: 3 CRFs, veryslow presets, 2 short dnerv fits.")
+        bool,
+        typer.Option(
+            "--quick", help="First 32 frames of each video, 3 CRFs, veryslow presets, 45-second fits."
+        ),
     ] = False,
     codecs: Annotated[
-        str, typer.Option(help="Comma-separated: x264, x265, av1, blend, dnerv.")
-    ] = "x264,x265,av1,blend,dnerv",
+        str, typer.Option(help="Comma-separated: x264, x265, av1, blend, dnerv, nerv.")
+    ] = "x264,x265,av1,blend,dnerv,nerv",
+    separate: Annotated[
+        bool,
+        typer.Option(
+            "--separate", help="Also fit one dnerv model per video at the same total bits and fit time."
+        ),
+    ] = False,
     recompute: Annotated[
         bool, typer.Option("--recompute", help="Compute every point again, ignoring the cache.")
     ] = False,
@@ -268,7 +308,7 @@ def bench(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Rate-distortion and speed of dnerv against x264, x265, SVT-AV1 and the keyframe blend."""
+    """Rate-distortion and speed of dnerv against x264, x265, SVT-AV1, NeRV and the keyframe blend."""
     from .bench.run import run_bench
 
     def work():
@@ -282,6 +322,7 @@ def bench(
             output,
             codecs=codecs,
             quick=quick,
+            separate=separate,
             recompute=recompute,
             anchor=anchor,
             size=work_size,

@@ -11,6 +11,7 @@ is described by keyframes at frames kT and min((k+1)T, n-1). A last clip shorter
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,7 @@ class Layout:
     keyframes: tuple[tuple[int, int], ...]  # (video index, frame number) of each global keyframe
     first_clip: tuple[int, ...]  # per video, index of its first clip
     first_keyframe: tuple[int, ...]  # per video, index of its first keyframe
+    first_frame: tuple[int, ...]  # per video, frames of all earlier videos
 
     @classmethod
     def build(cls, videos: list[VideoEntry], clip_len: int) -> Layout:
@@ -84,11 +86,18 @@ class Layout:
                         end_frame=positions[end_k],
                     )
                 )
+        first_frame = tuple(np.cumsum([0] + [v.frames for v in videos[:-1]]).tolist())
         return cls(
-            clip_len, tuple(videos), tuple(clips), tuple(keyframes), tuple(first_clip), tuple(first_key)
+            clip_len,
+            tuple(videos),
+            tuple(clips),
+            tuple(keyframes),
+            tuple(first_clip),
+            tuple(first_key),
+            first_frame,
         )
 
-    @property
+    @functools.cached_property
     def total_frames(self) -> int:
         return sum(v.frames for v in self.videos)
 
@@ -99,16 +108,21 @@ class Layout:
     def video_index(self, name: str) -> int | None:
         return next((i for i, v in enumerate(self.videos) if v.name == name), None)
 
-    def clip_inputs(self, clip: Clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def clip_inputs(self, clip: Clip, global_time: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(t, w, mask), each [T] float32/float32/bool, padded to T frames.
 
-        t: frame number / (n - 1) in [0, 1]; w: (i - start) / (end_frame - start) in [0, 1].
+        t: frame number / (n - 1) in [0, 1] (D-NeRV); with global_time, the frame's position in the
+        whole collection, (frames of earlier videos + frame number) / (total frames - 1) (NeRV);
+        w: (i - start) / (end_frame - start) in [0, 1].
         """
         n = self.videos[clip.video].frames
         idx = clip.start + np.arange(self.clip_len, dtype=np.float64)
         mask = np.arange(self.clip_len) < clip.length
         idx = np.where(mask, idx, clip.start + clip.length - 1)
-        t = idx / max(n - 1, 1)
+        if global_time:
+            t = (self.first_frame[clip.video] + idx) / max(self.total_frames - 1, 1)
+        else:
+            t = idx / max(n - 1, 1)
         span = clip.end_frame - clip.start
         w = (idx - clip.start) / span if span > 0 else np.zeros_like(idx)
         return t.astype(np.float32), w.astype(np.float32), mask

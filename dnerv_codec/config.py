@@ -12,6 +12,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+MODEL_KINDS = ("dnerv", "nerv")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,8 +47,14 @@ class ModelConfig:
     """Predict a correction on top of the distance-weighted blend of the warped keyframes, with the
     last conv of every flow head and of the RGB head zero-initialised (measured +3.6 dB at equal
     fitting time in our calibration). False gives the reference network's plain RGB head."""
+    kind: str = "dnerv"
+    """'dnerv' (keyframes + frame positions -> frames) or 'nerv', the NeRV baseline: the frame's
+    position in the whole collection in, the frame out, no keyframes (model/nerv.py). enc_dim,
+    blend_residual and the keyframes are unused by 'nerv'. Archives without the field are 'dnerv'."""
 
     def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"model kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
         if self.fc_dim < 1 or self.enc_dim < 1 or self.stem_hidden < 1 or self.min_width < 1:
             raise ConfigError("model widths must be positive")
         if not self.strides or any(s < 1 for s in self.strides):
@@ -59,6 +67,10 @@ class ModelConfig:
             raise ConfigError(f"expansion must be at least 1, got {self.expansion}")
 
     @property
+    def uses_keyframes(self) -> bool:
+        return self.kind == "dnerv"
+
+    @property
     def size_multiple(self) -> int:
         """Working height and width must be multiples of this (the product of the strides)."""
         m = 1
@@ -67,18 +79,29 @@ class ModelConfig:
         return m
 
 
-KEYFRAME_CODECS = ("av1", "hevc")
+KEYFRAME_CODECS = ("av1", "hevc", "h264")
+MAX_KEYFRAME_GOP = 8
 
 
 @dataclass(frozen=True)
 class KeyframeConfig:
-    """How keyframes are coded (each one on its own, intra, so any clip decodes alone)."""
+    """How keyframes are coded: per video, in groups of `gop` keyframes (an intra frame, then
+    P-frames), so any clip decodes from at most `gop` keyframes of its video."""
 
     codec: str = "hevc"
-    """'hevc' (libx265, 4:4:4) or 'av1' (libsvtav1, 4:2:0 only, decoded with dav1d). HEVC 4:4:4 gave
-    0.4-1.2 dB more RGB PSNR than AV1 4:2:0 at equal bytes on the shared clips, so it is the default."""
+    """'hevc' (libx265, 4:4:4), 'h264' (libx264, 4:4:4) or 'av1' (libsvtav1, 4:2:0 only, decoded
+    with dav1d). On the shared clips at equal keyframe RGB PSNR (benchmarks/keyframes.py), AV1 needs
+    about the bytes of HEVC all intra (+1%) but 24% more in groups of 8, H.264 about 20% more in
+    both, so HEVC is the default."""
     quality: int = 30
-    """Constant rate factor in the codec's own scale (AV1: 0-63, HEVC: 0-51); lower is better."""
+    """Constant rate factor in the codec's own scale (AV1: 0-63, HEVC and H.264: 0-51); lower is better."""
+    gop: int = 1
+    """Keyframes per coding group, 1..8. Each video's keyframes are cut into groups of `gop` from its
+    first; a group is an intra frame then P-frames, and decoding keyframe k decodes its group from the
+    start up to k. 1 is all-intra (every keyframe decodes alone): what archives written before this
+    field existed load as. The presets use 8: on the shared clips, HEVC in groups of 8 needs 56% fewer
+    keyframe bytes than all-intra HEVC at equal keyframe PSNR (groups of 4: 44%), for at most 8
+    keyframes decoded per keyframe (a few ms each, next to the network's cost per clip)."""
 
     def __post_init__(self) -> None:
         if self.codec not in KEYFRAME_CODECS:
@@ -88,6 +111,12 @@ class KeyframeConfig:
         top = 63 if self.codec == "av1" else 51
         if not 0 <= self.quality <= top:
             raise ConfigError(f"{self.codec} keyframe quality must be in 0..{top}, got {self.quality}")
+        if (
+            isinstance(self.gop, bool)
+            or not isinstance(self.gop, int)
+            or not 1 <= self.gop <= MAX_KEYFRAME_GOP
+        ):
+            raise ConfigError(f"keyframe gop must be an integer in 1..{MAX_KEYFRAME_GOP}, got {self.gop!r}")
 
 
 LOSSES = ("l1_ssim", "mse_ssim", "mse", "l1")
@@ -132,13 +161,50 @@ class FitConfig:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Post-training weight quantization: per output channel, 2**bits - 1 intervals."""
+    """Weight compression after the fit: pruning, quantization-aware fine-tuning, per-tensor bit
+    depths (dnerv_codec/fit/finetune.py); then per output channel, 2**bits - 1 intervals.
+
+    Decode reads `bits` and `tensor_bits` only; the other fields record how the encoder got there.
+    Archives written before these fields existed load with the defaults (all tensors at `bits`)."""
 
     bits: int = 8
+    """Bit depth of every tensor, unless `tensor_bits` says otherwise."""
+    tensor_bits: tuple[int, ...] | None = None
+    """Bit depth of each learned tensor, in named_parameters() order; None: all at `bits`."""
+    sparsity: float = 0.0
+    """Fraction of the conv/linear weights (ndim >= 2) set to exactly 0 by global magnitude pruning
+    before the fine-tune; they stay 0 in the file."""
+    finetune_frac: float = 0.0
+    """Share of the fit budget (time limit, else steps) given to the compression fine-tune (with the
+    pruning mask fixed and the quantizer in the loop); the fit itself gets the rest, so the whole
+    fit + fine-tune stays within the time limit. 0 quantizes the fitted weights as they are."""
+    bit_choices: tuple[int, ...] = ()
+    """Bit depths tried per tensor (chosen by measured rate and distortion); () keeps `bits`."""
+    rd_slope: float = 6.0
+    """Trade-off of the bit-depth choice: dB of PSNR that doubling the whole archive is worth
+    (the codec's RD slope); a lower depth is taken where its measured PSNR loss is smaller than
+    the bytes it saves are worth."""
 
     def __post_init__(self) -> None:
         if not 2 <= self.bits <= 16:
             raise ConfigError(f"weight bits must be in 2..16, got {self.bits}")
+        for b in (self.tensor_bits or ()) + tuple(self.bit_choices):
+            if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 16:
+                raise ConfigError(f"weight bits must be integers in 2..16, got {b!r}")
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        if not 0.0 <= self.finetune_frac < 1.0:
+            raise ConfigError(f"finetune_frac must be in [0, 1), got {self.finetune_frac}")
+        if not self.rd_slope > 0:
+            raise ConfigError(f"rd_slope must be positive, got {self.rd_slope}")
+
+    def bits_of(self, count: int) -> list[int]:
+        """The bit depth of each of `count` tensors (ConfigError if tensor_bits has another length)."""
+        if self.tensor_bits is None:
+            return [self.bits] * count
+        if len(self.tensor_bits) != count:
+            raise ConfigError(f"tensor_bits has {len(self.tensor_bits)} entries for {count} tensors")
+        return list(self.tensor_bits)
 
 
 @dataclass(frozen=True)
@@ -160,6 +226,12 @@ class Preset:
     """Working (height, width) when the inputs differ in size and no --size is given."""
 
 
+# The weight compression of the fast, default and quality presets (measured on 2 shared clips at
+# 128x160, fast preset, 360 steps: 20 % of the steps as a quantization-aware fine-tune with per-tensor
+# depths from 4..8 gave 32 % fewer archive bytes (weights 41.3 -> 21.1 kB) for 0.21 dB less PSNR than
+# plain 8-bit; 30 % pruning on top saved 1.4 kB more for 0.08 dB and is left off). tiny stays plain.
+COMPRESS = QuantConfig(bits=8, finetune_frac=0.2, bit_choices=(4, 5, 6, 8))
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -168,7 +240,7 @@ PRESETS: dict[str, Preset] = {
             description="seconds-long smoke fits: tests and the bundled sample job",
             weight_bpp=0.01,
             model=ModelConfig(fc_dim=8, enc_dim=8, stem_hidden=16, pe_levels=8, min_width=4),
-            keyframes=KeyframeConfig(codec="hevc", quality=36),
+            keyframes=KeyframeConfig(codec="hevc", quality=36, gop=8),
             fit=FitConfig(epochs=3, lr=5e-3, batch_size=2),
             max_fc_dim=16,
         ),
@@ -177,24 +249,36 @@ PRESETS: dict[str, Preset] = {
             description="a few minutes on a CPU; small network",
             weight_bpp=0.01,
             model=ModelConfig(),
-            keyframes=KeyframeConfig(codec="hevc", quality=32),
+            keyframes=KeyframeConfig(codec="hevc", quality=32, gop=8),
             fit=FitConfig(epochs=200, time_limit_min=3.0),
+            quant=COMPRESS,
         ),
         Preset(
             name="default",
             description="balanced: about 8 minutes of fitting on a 2-core CPU",
             weight_bpp=0.015,
             model=ModelConfig(),
+            keyframes=KeyframeConfig(codec="hevc", quality=30, gop=8),
+            fit=FitConfig(epochs=2000, time_limit_min=8.0),
+            quant=COMPRESS,
+        ),
+        Preset(
+            name="nerv",
+            description="the NeRV baseline (no keyframes; all bits in the network), default's fit budget",
+            weight_bpp=0.05,
+            model=ModelConfig(kind="nerv", pe_levels=40, stem_hidden=64),
             keyframes=KeyframeConfig(codec="hevc", quality=30),
             fit=FitConfig(epochs=2000, time_limit_min=8.0),
+            quant=COMPRESS,
         ),
         Preset(
             name="quality",
             description="wider network and better keyframes; meant for a GPU",
             weight_bpp=0.03,
             model=ModelConfig(enc_dim=32, stem_hidden=128, pe_levels=32, min_width=16),
-            keyframes=KeyframeConfig(codec="hevc", quality=24),
+            keyframes=KeyframeConfig(codec="hevc", quality=24, gop=8),
             fit=FitConfig(epochs=400, lr=2e-3, batch_size=8),
+            quant=COMPRESS,
         ),
     )
 }

@@ -1,7 +1,7 @@
 """Decode clips from an archive: its keyframes + the shared network, on the CPU or CUDA.
 
 archive ──► header, keyframe index, weights ──► DNeRV
-    clip i ──► its two keyframes (read and decoded alone) ──► network ──► uint8 frames
+    clip i ──► its two keyframes (read and decoded from their groups' starts) ──► network ──► uint8 frames
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from .archive.read import ArchiveReader
 from .clips import Clip, VideoEntry
 from .compress.weights import unpack_state
 from .device import resolve_device
-from .errors import ClipIndexError
-from .keyframes import decode_keyframes
-from .model.dnerv import DNeRV, blend_keyframes
+from .errors import ClipIndexError, ConfigError
+from .keyframes import decode_keyframe_run, decode_spans
+from .model.base import FrameModel
+from .model.build import build_model
+from .model.dnerv import blend_keyframes
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -34,7 +36,7 @@ class Archive:
         self.header = self.reader.header
         self.layout = self.reader.layout
         self.device = resolve_device(device)
-        self._model: DNeRV | None = None
+        self._model: FrameModel | None = None
 
     # -- what is inside --------------------------------------------------------------------
     @property
@@ -66,30 +68,50 @@ class Archive:
 
     # -- decoding --------------------------------------------------------------------------
     @property
-    def model(self) -> DNeRV:
+    def model(self) -> FrameModel:
         """The network, built from the header and filled with the archive's weights (lazily)."""
         if self._model is None:
             h = self.header
-            model = DNeRV(h.model, h.height, h.width)
+            model = build_model(h.model, h.height, h.width)
             shapes = {k: tuple(v.shape) for k, v in model.learned_state().items()}
-            model.load_learned_state(unpack_state(self.reader.weights_blob(), shapes, h.quant.bits))
+            model.load_learned_state(
+                unpack_state(self.reader.weights_blob(), shapes, h.quant.bits_of(len(shapes)))
+            )
             model.set_normalization(h.mean, h.std)
             self._model = model.to(self.device).eval()
         return self._model
 
     def keyframes(self, indices: list[int]) -> np.ndarray:
-        """Decoded keyframes uint8 [K, H, W, 3] (only these are read from the file)."""
-        blobs = self.reader.keyframe_blobs(indices)
-        return decode_keyframes(blobs, self.header.keyframes.codec, self.header.height, self.header.width)
+        """Decoded keyframes uint8 [K, H, W, 3]. Only these are read from the file, plus, when the
+        keyframes are coded in groups (gop > 1), the earlier keyframes of their groups; each group
+        needed is decoded once, from its first keyframe up to the last one asked for."""
+        h, layout = self.header, self.layout
+        spans = decode_spans(indices, layout.first_keyframe, len(layout.keyframes), h.keyframes.gop)
+        blobs = iter(self.reader.keyframe_blobs([k for span in spans for k in span]))
+        decoded = {}
+        for span in spans:
+            run = decode_keyframe_run([next(blobs) for _ in span], h.keyframes.codec, h.height, h.width)
+            decoded.update(zip(span, run, strict=True))
+        out = np.empty((len(indices), h.height, h.width, 3), np.uint8)
+        for i, k in enumerate(indices):
+            out[i] = decoded[k]
+        return out
 
-    def _clip_batch(self, clips: list[Clip]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _check_blend(self) -> None:
+        if not self.header.model.uses_keyframes:
+            raise ConfigError("this archive holds a NeRV network: it has no keyframes to blend")
+
+    def _clip_batch(self, clips: list[Clip]) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        uses_keyframes = self.header.model.uses_keyframes
+        inputs = [self.layout.clip_inputs(c, global_time=not uses_keyframes) for c in clips]
+        t = torch.from_numpy(np.stack([i[0] for i in inputs])).to(self.device)
+        w = torch.from_numpy(np.stack([i[1] for i in inputs])).to(self.device)
+        if not uses_keyframes:
+            return None, t, w
         wanted = sorted({k for c in clips for k in (c.key_start, c.key_end)})
         decoded = dict(zip(wanted, self.keyframes(wanted), strict=True))
         keys = np.stack([np.stack([decoded[c.key_start], decoded[c.key_end]]) for c in clips])
         keys_t = torch.from_numpy(keys).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255)
-        inputs = [self.layout.clip_inputs(c) for c in clips]
-        t = torch.from_numpy(np.stack([i[0] for i in inputs])).to(self.device)
-        w = torch.from_numpy(np.stack([i[1] for i in inputs])).to(self.device)
         return keys_t, t, w
 
     @torch.no_grad()  # not inference_mode: its tensors refuse in-place edits and autograd later
@@ -113,6 +135,8 @@ class Archive:
 
     def _iter(self, indices: Iterable[int], batch_size: int, network: bool, blend: bool) -> Iterator[tuple]:
         """(network frames or None, blend frames or None) per clip, uint8 [length, H, W, 3] on the CPU."""
+        if blend:
+            self._check_blend()
         clips = [self.clip(i) for i in indices]
         for b in range(0, len(clips), batch_size):
             chunk = clips[b : b + batch_size]
@@ -133,6 +157,8 @@ class Archive:
         as_float: the uint8 values / 255); mask bool [B, T], False on the padding frames of a short
         last clip, which are zero. Values equal iter_clips' for the same batch; in another batch a
         clip may differ by 1 on rare pixels (the network's float sums depend on the batch size)."""
+        if blend:
+            self._check_blend()
         clips = [self.clip(i) for i in indices]
         t_len, (h, w) = self.layout.clip_len, self.size
         if not clips:

@@ -14,6 +14,7 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +28,16 @@ from .clips import Layout, VideoEntry
 from .compress.weights import pack_state
 from .config import FitConfig, KeyframeConfig, ModelConfig, Preset, QuantConfig, get_preset, to_dict
 from .decode import Archive
-from .errors import InputError, Interrupted, OutputError, ResumeError
+from .errors import ConfigError, InputError, Interrupted, OutputError, ResumeError
 from .fit import distributed
 from .fit.checkpoint import Checkpoint
 from .fit.data import ClipData
 from .fit.distributed import Dist
+from .fit.finetune import compress_weights, fit_share, stage_active
 from .fit.trainer import Trainer
-from .keyframes import decode_keyframe, encode_keyframes
+from .keyframes import decode_keyframe_run, encode_keyframes, keyframe_groups
 from .metrics import QualityMeter
-from .model.dnerv import DNeRV, count_parameters
+from .model.build import build_model, count_parameters
 from .report import Reporter
 from .video.cache import open_frames, write_frames
 from .video.read import VideoInfo, find_videos, iter_frames
@@ -55,7 +57,9 @@ class EncodeOptions:
     time_limit_min: float | None = None
     keyframe_codec: str | None = None
     keyframe_quality: int | None = None
+    keyframe_gop: int | None = None
     fc_dim: int | None = None
+    weight_bpp: float | None = None
     batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
@@ -74,8 +78,8 @@ class EncodeReport:
     bpp: float
     psnr: float
     ms_ssim: float | None
-    blend_psnr: float
-    gain_db: float
+    blend_psnr: float | None  # None for a model without keyframes (NeRV)
+    gain_db: float | None
     params: int
     frames: int
     width: int
@@ -121,9 +125,12 @@ def working_size(
     return tuple(max(multiple, int(math.floor(s / multiple + 0.5)) * multiple) for s in asked)
 
 
-def choose_fc_dim(preset: Preset, model: ModelConfig, height: int, width: int, pixels: int) -> int:
-    """The widest fc_dim whose estimated weight bits stay within preset.weight_bpp x pixels."""
-    budget_params = preset.weight_bpp * pixels / BITS_PER_PARAM_ESTIMATE
+def choose_fc_dim(
+    preset: Preset, model: ModelConfig, height: int, width: int, pixels: int, weight_bpp: float | None = None
+) -> int:
+    """The widest fc_dim whose estimated weight bits stay within weight_bpp (default: the preset's)
+    x pixels, within the preset's [min_fc_dim, max_fc_dim]."""
+    budget_params = (weight_bpp or preset.weight_bpp) * pixels / BITS_PER_PARAM_ESTIMATE
     lo, hi = preset.min_fc_dim, preset.max_fc_dim
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -136,13 +143,16 @@ def resolve_configs(
     opts: EncodeOptions,
 ) -> tuple[Preset, ModelConfig, KeyframeConfig, FitConfig, QuantConfig]:
     preset = get_preset(opts.preset)
+    if opts.weight_bpp is not None and not 0 < opts.weight_bpp <= 24:
+        raise ConfigError(f"weight bpp must be in (0, 24] (24 = raw 8-bit RGB), got {opts.weight_bpp}")
     keyframes = preset.keyframes
-    if opts.keyframe_codec is not None or opts.keyframe_quality is not None:
+    if opts.keyframe_codec is not None or opts.keyframe_quality is not None or opts.keyframe_gop is not None:
         codec = opts.keyframe_codec or keyframes.codec
         quality = opts.keyframe_quality
         if quality is None:
             quality = keyframes.quality if codec == keyframes.codec else KeyframeConfig(codec=codec).quality
-        keyframes = KeyframeConfig(codec=codec, quality=quality)
+        gop = keyframes.gop if opts.keyframe_gop is None else opts.keyframe_gop
+        keyframes = KeyframeConfig(codec=codec, quality=quality, gop=gop)
     fit = preset.fit
     changes: dict = {"seed": opts.seed}
     if opts.epochs is not None or opts.time_limit_min is not None:
@@ -221,7 +231,8 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         if opts.fc_dim is not None:
             model_cfg = dataclasses.replace(model_cfg, fc_dim=opts.fc_dim)
         else:
-            fc = choose_fc_dim(preset, model_cfg, height, width, layout.total_frames * height * width)
+            pixels = layout.total_frames * height * width
+            fc = choose_fc_dim(preset, model_cfg, height, width, pixels, opts.weight_bpp)
             model_cfg = dataclasses.replace(model_cfg, fc_dim=fc)
         configs = {
             "model": to_dict(model_cfg),
@@ -238,27 +249,21 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
                 f"the inputs or settings differ from those of the checkpoint {ckpt_path}; "
                 "run again with the same inputs and options, or without --resume to start over"
             )
-        if checkpoint is not None:
-            blobs = [checkpoint.blobs[f"key{i}"] for i in range(len(layout.keyframes))]
-        elif ctx.is_main:
-            with reporter.task("coding keyframes", total=len(layout.keyframes)) as task:
-                key_frames = np.stack([frames[v][f] for v, f in layout.keyframes])
-                blobs = encode_keyframes(key_frames, key_cfg)
-                task.advance(len(blobs))
-        blobs = ctx.broadcast(blobs if ctx.is_main else None)
-        # the DECODED keyframes (what the decoder will see) go to the disk cache too, so memory
-        # stays flat however large the collection; rank 0 decodes them once
-        stats = _cache_keyframes(blobs, key_cfg.codec, cache_dir, height, width) if ctx.is_main else None
-        mean, std = ctx.broadcast(stats)
-        decoded = open_frames(cache_dir / "keyframes.u8", height, width)
+        if model_cfg.uses_keyframes:
+            blobs, mean, std = _code_keyframes(layout, frames, key_cfg, checkpoint, cache_dir, ctx, reporter)
+            decoded = open_frames(cache_dir / "keyframes.u8", height, width)
+        else:  # NeRV: no keyframes; the colour normalisation comes from frames at keyframe positions
+            blobs, decoded = [], None
+            mean, std = _statistics(frames[v][f] for v, f in layout.keyframes)
         if checkpoint is not None:
             mean, std = np.array(checkpoint.meta["mean"]), np.array(checkpoint.meta["std"])
 
         torch.manual_seed(fit_cfg.seed)
-        model = DNeRV(model_cfg, height, width)
+        model = build_model(model_cfg, height, width)
         model.set_normalization(mean.tolist(), std.tolist())
         model.to(device)
-        trainer = Trainer(model, ClipData(layout, frames, decoded), fit_cfg, device, ctx)
+        data = ClipData(layout, frames, decoded, global_time=not model_cfg.uses_keyframes)
+        trainer = Trainer(model, data, fit_cfg, device, ctx)
         if checkpoint is not None:
             trainer.load_state(checkpoint.tensors, checkpoint.meta["step"], checkpoint.meta["elapsed"])
             reporter.info(f"resuming from step {trainer.step} ({trainer.elapsed:.0f} s fitted)")
@@ -277,7 +282,9 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
 
         params = sum(p.numel() for p in model.parameters())
         reporter.info(f"network: {params:,} parameters (fc_dim {model_cfg.fc_dim})")
+        trainer.budget_share = fit_share(quant_cfg)  # the compression fine-tune takes the rest
         total = fit_cfg.epochs * trainer.steps_per_epoch if fit_cfg.time_limit_min is None else None
+        total = round(total * trainer.budget_share) if total else None
         with reporter.task("fitting", total=total if total else 1.0, unit="step") as task:
 
             def on_progress(p):
@@ -291,9 +298,28 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
                     f"interrupted; fit saved to {ckpt_path}; run the same command with --resume to continue"
                 ) from None
 
+        stage = None
+        if stage_active(quant_cfg):  # prune, choose bit depths, quantization-aware fine-tune
+            with reporter.task("compressing weights", total=1.0) as task:
+                try:
+                    stage = compress_weights(trainer, quant_cfg, sum(len(b) for b in blobs), task.update)
+                except KeyboardInterrupt:
+                    raise Interrupted(
+                        f"interrupted while compressing the weights; the last checkpoint is {ckpt_path}; "
+                        "run the same command with --resume to continue"
+                    ) from None
+            quant_cfg = stage.quant
         if not ctx.is_main:
             return None
-        weights, _ = pack_state({k: v.cpu() for k, v in model.learned_state().items()}, quant_cfg.bits)
+        if stage is not None:
+            weights = stage.blob
+            depths = sorted(set(stage.bits.values()))
+            reporter.info(
+                f"weights: {len(weights):,} bytes, {stage.sparsity:.0%} pruned, bit depths {depths}, "
+                f"{stage.steps} fine-tune steps"
+            )
+        else:
+            weights, _ = pack_state({k: v.cpu() for k, v in model.learned_state().items()}, quant_cfg.bits)
         header = ArchiveHeader(
             height,
             width,
@@ -321,8 +347,8 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         bpp=size * 8 / pixels,
         psnr=psnr,
         ms_ssim=quality.mean_ms_ssim(),
-        blend_psnr=blend.mean_psnr(),
-        gain_db=psnr - blend.mean_psnr(),
+        blend_psnr=None if blend is None else blend.mean_psnr(),
+        gain_db=None if blend is None else psnr - blend.mean_psnr(),
         params=params,
         frames=layout.total_frames,
         width=width,
@@ -380,38 +406,89 @@ def _fill_cache(
     return entries
 
 
+def _code_keyframes(
+    layout: Layout,
+    frames,
+    key_cfg: KeyframeConfig,
+    checkpoint,
+    cache_dir: Path,
+    ctx: Dist,
+    reporter: Reporter,
+) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """Code the keyframes (rank 0; or take them from the checkpoint) and cache the DECODED ones
+    (what the decoder will see) on disk, so memory stays flat however large the collection;
+    returns the coded keyframes and their per-channel mean and std."""
+    height, width = frames[0].shape[1:3]
+    if checkpoint is not None:
+        blobs = [checkpoint.blobs[f"key{i}"] for i in range(len(layout.keyframes))]
+    elif ctx.is_main:
+        with reporter.task("coding keyframes", total=len(layout.keyframes)) as task:
+            key_frames = np.stack([frames[v][f] for v, f in layout.keyframes])
+            blobs = encode_keyframes(key_frames, key_cfg, layout.first_keyframe)
+            task.advance(len(blobs))
+    blobs = ctx.broadcast(blobs if ctx.is_main else None)
+    stats = _cache_keyframes(blobs, key_cfg, layout, cache_dir, height, width) if ctx.is_main else None
+    mean, std = ctx.broadcast(stats)
+    return blobs, mean, std
+
+
+class _ColourStats:
+    """Per-channel mean and std in [0, 1] of uint8 RGB frames (the network's normalisation)."""
+
+    def __init__(self) -> None:
+        self.total, self.squares, self.count = np.zeros(3), np.zeros(3), 0
+
+    def add(self, frame: np.ndarray) -> np.ndarray:
+        pixels = frame.reshape(-1, 3).astype(np.float64)
+        self.total += pixels.sum(axis=0)
+        self.squares += np.square(pixels).sum(axis=0)
+        self.count += len(pixels)
+        return frame
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0))
+        return mean / 255, np.maximum(std / 255, 1e-3)
+
+
+def _statistics(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    stats = _ColourStats()
+    for frame in frames:
+        stats.add(frame)
+    return stats.result()
+
+
 def _cache_keyframes(
-    blobs: list[bytes], codec: str, cache_dir: Path, height: int, width: int
+    blobs: list[bytes], cfg: KeyframeConfig, layout: Layout, cache_dir: Path, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decode the keyframes one by one into the cache; returns their per-channel mean and std in
-    [0, 1] (the network's input normalisation)."""
-    total = np.zeros(3)
-    squares = np.zeros(3)
-
-    def frames():
-        for blob in blobs:
-            frame = decode_keyframe(blob, codec, height, width)
-            pixels = frame.reshape(-1, 3).astype(np.float64)
-            total[:] += pixels.sum(axis=0)
-            squares[:] += np.square(pixels).sum(axis=0)
-            yield frame
-
-    count = write_frames(cache_dir / "keyframes.u8", frames(), height, width) * height * width
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    return mean / 255, np.maximum(std / 255, 1e-3)
+    """Decode the keyframes group by group into the cache; returns their per-channel mean and std."""
+    stats = _ColourStats()
+    groups = keyframe_groups(layout.first_keyframe, len(blobs), cfg.gop)
+    runs = (decode_keyframe_run(blobs[g.start : g.stop], cfg.codec, height, width) for g in groups)
+    decoded = (stats.add(frame) for run in runs for frame in run)
+    write_frames(cache_dir / "keyframes.u8", decoded, height, width)
+    return stats.result()
 
 
-def _measure(path: Path, frames, device, reporter: Reporter) -> tuple[QualityMeter, QualityMeter]:
-    """PSNR / MS-SSIM of the network and of the keyframe blend, on frames decoded from the file."""
+def _measure(path: Path, frames, device, reporter: Reporter) -> tuple[QualityMeter, QualityMeter | None]:
+    """PSNR / MS-SSIM of the network and PSNR of the keyframe blend (None without keyframes), on
+    frames decoded from the file."""
     archive = Archive(path, device)
-    quality, blend = QualityMeter(), QualityMeter(with_ms_ssim=False)
+    with_blend = archive.header.model.uses_keyframes
+    quality, blend = QualityMeter(), QualityMeter(with_ms_ssim=False) if with_blend else None
     clips = archive.clips
+    indices = range(len(clips))
+    # one pass: each batch's keyframes are read and decoded once for the network and the blend
+    decoded = (
+        archive.iter_clips_with_blend(indices)
+        if with_blend
+        else ((c, None) for c in archive.iter_clips(indices))
+    )
     with reporter.task("measuring", total=len(clips), unit="clip") as task:
-        # one pass: each batch's keyframes are read and decoded once for the network and the blend
-        for clip, (out, base) in zip(clips, archive.iter_clips_with_blend(range(len(clips))), strict=True):
+        for clip, (out, base) in zip(clips, decoded, strict=True):
             reference = np.asarray(frames[clip.video][clip.start : clip.start + clip.length])
             quality.add(out.numpy(), reference)
-            blend.add(base.numpy(), reference)
+            if blend is not None:
+                blend.add(base.numpy(), reference)
             task.advance(1)
     return quality, blend

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .archive.format import SECTION_NAMES
 from .archive.read import ArchiveReader
-from .model.dnerv import count_parameters
+from .model.build import count_parameters
 
 
 def describe(path: str | Path) -> dict:
@@ -41,12 +41,34 @@ def describe(path: str | Path) -> dict:
             {"index": c.index, "video": layout.videos[c.video].name, "start": c.start, "frames": c.length}
             for c in layout.clips
         ],
-        "keyframes": len(layout.keyframes),
+        "keyframes": len(layout.keyframes) if header.model.uses_keyframes else 0,
         "keyframe_codec": header.keyframes.codec,
         "keyframe_quality": header.keyframes.quality,
+        "keyframe_gop": header.keyframes.gop,
         "weight_bits": header.quant.bits,
         "params": count_parameters(header.model, header.height, header.width),
-        "model": {"fc_dim": header.model.fc_dim, "clip_len": header.model.clip_len},
+        "model": {
+            "kind": header.model.kind,
+            "fc_dim": header.model.fc_dim,
+            "clip_len": header.model.clip_len,
+        },
         "bytes": sections,
         "bpp": reader.file_size * 8 / pixels,
+        "weights": weight_classes(reader),
     }
+
+
+def weight_classes(reader: ArchiveReader) -> list[dict]:
+    """The weights section per tensor class (compress.weights.class_table), measured by decoding it:
+    class, tensors, params, bytes (payload + side), payload, entropy, side, bits_per_param."""
+    import torch
+
+    from .compress.weights import blob_report, class_table
+    from .model.build import build_model
+
+    header = reader.header
+    with torch.device("meta"):
+        model = build_model(header.model, header.height, header.width)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    report = blob_report(reader.weights_blob(), shapes, header.quant.bits_of(len(shapes)))
+    return class_table(report)

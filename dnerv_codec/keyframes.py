@@ -1,12 +1,19 @@
-"""Keyframes coded one by one with a real image codec, so that any clip decodes without the others.
+"""Keyframes coded with a real video codec, in short groups, so that any clip decodes without the others.
 
-Each blob is the raw bitstream of ONE intra frame from its own encoder session; the headers
-(AV1 sequence header, HEVC VPS/SPS/PPS) are in-band because no global-header flag is set, so a
-fresh decoder decodes every blob alone. AV1 blobs drop the 2-byte temporal delimiter that
-SVT-AV1 puts first; decode puts it back.
+The keyframes of each video form groups of `gop` consecutive keyframes, starting at the video's first
+keyframe (keyframe_groups). Each group is ONE encoder session: an intra frame, then P-frames only
+(no B-frames, no reordering), so every blob is the raw bitstream of ONE frame, blobs come out in
+keyframe order, and a blob decodes with a fresh decoder fed its group's blobs from the first one up
+to it (at most `gop` blobs). gop=1 is all-intra: every blob decodes alone. The headers (AV1
+sequence header, HEVC VPS/SPS/PPS, H.264 SPS/PPS) are in-band in a group's first blob because no
+global-header flag is set. AV1 blobs drop the 2-byte temporal delimiter that SVT-AV1 puts first;
+decode puts it back. H.264 blobs drop x264's version SEI (about 700 bytes of text).
 
-  'av1'  libsvtav1 preset 5, yuv420p, CRF = quality (0 means "unset" to FFmpeg, so it becomes 1)
-  'hevc' libx265 preset slow, tune psnr, yuv444p, CRF = quality (x265 info SEI off: -2.3 kB)
+  'av1'  libsvtav1 preset 5, yuv420p, CRF = quality (0 means "unset" to FFmpeg, so it becomes 1);
+         groups: low-delay prediction structure (pred-struct=1)
+  'hevc' libx265 preset slow, tune psnr, yuv444p, CRF = quality (x265 info SEI off: -2.3 kB);
+         groups: bframes=0, frame-threads=1 (the bitstream then does not depend on the core count)
+  'h264' libx264 preset slow, tune psnr, yuv444p (High 4:4:4), CRF = quality, bframes=0, threads=1
 
 Colour: BT.709 matrix, full range, on both sides, explicit (and tagged in the bitstream).
 Chroma is shrunk with an area filter and grown with bicubic + exact rounding (+0.5 dB vs the
@@ -17,7 +24,8 @@ swscale defaults). Padding: each side is replicated at the bottom/right up to ma
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 # SVT-AV1 writes a banner and warnings straight to stderr; keep only its errors (library never prints).
@@ -43,18 +51,36 @@ class _Codec:
     pix_fmt: str
     options: dict[str, str]
     min_crf: int
+    group_options: dict[str, str] = field(default_factory=dict)  # replace options in groups of > 1
 
 
+_X265 = "log-level=none:info=0"
 _CODECS = {
-    "av1": _Codec("libsvtav1", ("libdav1d", "libaom-av1"), "yuv420p", {"preset": "5"}, 1),
+    "av1": _Codec(
+        "libsvtav1",
+        ("libdav1d", "libaom-av1"),
+        "yuv420p",
+        {"preset": "5"},
+        1,
+        {"svtav1-params": "pred-struct=1"},
+    ),
     "hevc": _Codec(
         "libx265",
         ("hevc",),
         "yuv444p",
-        {"preset": "slow", "tune": "psnr", "x265-params": "log-level=none:info=0"},
+        {"preset": "slow", "tune": "psnr", "x265-params": _X265},
+        0,
+        {"x265-params": f"{_X265}:bframes=0:frame-threads=1"},
+    ),
+    "h264": _Codec(
+        "libx264",
+        ("h264",),
+        "yuv444p",
+        {"preset": "slow", "tune": "psnr", "x264-params": "bframes=0:threads=1"},
         0,
     ),
 }
+_X264_SEI = b"x264 - core "
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -69,10 +95,52 @@ def _spec(codec: str, error: type[Exception]) -> _Codec:
         raise error(f"unknown keyframe codec {codec!r}; known: {', '.join(_CODECS)}") from None
 
 
-def _encode_one(image: np.ndarray, spec: _Codec, quality: int) -> bytes:
-    h, w, _ = image.shape
+def keyframe_groups(video_starts: Sequence[int], count: int, gop: int) -> list[range]:
+    """The coding groups of `count` global keyframes: each video's keyframes (video v starts at
+    global keyframe video_starts[v], as Layout.first_keyframe) cut into runs of `gop` from its first."""
+    if gop < 1:
+        raise ConfigError(f"keyframe gop must be at least 1, got {gop}")
+    starts = sorted({0, *(int(s) for s in video_starts if 0 <= s < count)}) if count else []
+    groups = []
+    for v, start in enumerate(starts):
+        end = starts[v + 1] if v + 1 < len(starts) else count
+        groups.extend(range(g, min(g + gop, end)) for g in range(start, end, gop))
+    return groups
+
+
+def decode_spans(indices: Iterable[int], video_starts: Sequence[int], count: int, gop: int) -> list[range]:
+    """What decoding the keyframes `indices` takes: per group holding one of them, the run of
+    keyframes from the group's first (intra) one up to the last one wanted, in keyframe order."""
+    wanted = sorted(set(indices))
+    if wanted and (wanted[0] < 0 or wanted[-1] >= count):
+        raise IndexError(f"keyframe index out of range 0..{count - 1}")
+    spans = []
+    groups = iter(keyframe_groups(video_starts, count, gop))
+    group = None
+    for k in wanted:
+        while group is None or k >= group.stop:
+            group = next(groups)
+        if spans and spans[-1].start == group.start:
+            spans[-1] = range(group.start, k + 1)
+        else:
+            spans.append(range(group.start, k + 1))
+    return spans
+
+
+def _drop_x264_sei(packet: bytes) -> bytes:
+    """The Annex B packet without x264's version SEI NAL unit (informational text only)."""
+    at = packet.find(_X264_SEI)
+    start = packet.rfind(b"\x00\x00\x01", 0, at) if at >= 0 else -1
+    end = packet.find(b"\x00\x00\x01", at)
+    if start < 0 or end < 0:
+        return packet
+    return packet[:start] + packet[end:]  # a 4-byte start code's leading 0 may stay: still valid
+
+
+def _encode_group(images: np.ndarray, spec: _Codec, quality: int) -> list[bytes]:
+    """One encoder session: the first image intra, the others predicted; one blob per image."""
+    _, h, w, _ = images.shape
     ph, pw = padded_size(h, w)
-    padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # edges code cheaply
     try:
         cc = av.CodecContext.create(spec.encoder, "w")
     except av.FFmpegError:  # UnknownCodecError and friends
@@ -81,40 +149,60 @@ def _encode_one(image: np.ndarray, spec: _Codec, quality: int) -> bytes:
     cc.time_base, cc.framerate = Fraction(1, 25), Fraction(25)
     cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
     cc.color_range = ColorRange.JPEG
-    cc.options = {**spec.options, "crf": str(max(spec.min_crf, quality))}
-    frame = VideoReformatter().reformat(
-        av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24"),
-        format=spec.pix_fmt,
-        dst_colorspace=Colorspace.ITU709,
-        dst_color_range=ColorRange.JPEG,
-        interpolation=_TO_YUV,
-    )
-    frame.pts = 0
-    data = b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
-    if spec.encoder == "libsvtav1" and data.startswith(_TEMPORAL_DELIMITER):
-        data = data[len(_TEMPORAL_DELIMITER) :]
-    return data
+    options = {**spec.options, **(spec.group_options if len(images) > 1 else {})}
+    cc.options = {**options, "crf": str(max(spec.min_crf, quality))}
+    packets = []
+    for i, image in enumerate(images):
+        padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # edges code cheaply
+        frame = VideoReformatter().reformat(
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24"),
+            format=spec.pix_fmt,
+            dst_colorspace=Colorspace.ITU709,
+            dst_color_range=ColorRange.JPEG,
+            interpolation=_TO_YUV,
+        )
+        frame.pts = i
+        packets.extend(bytes(p) for p in cc.encode(frame))
+    packets.extend(bytes(p) for p in cc.encode(None))
+    if len(images) == 1:
+        packets = [b"".join(packets)]
+    if len(packets) != len(images):
+        raise ConfigError(f"{spec.encoder} gave {len(packets)} packets for {len(images)} keyframes")
+    if spec.encoder == "libsvtav1":
+        packets = [p[len(_TEMPORAL_DELIMITER) :] if p.startswith(_TEMPORAL_DELIMITER) else p for p in packets]
+    elif spec.encoder == "libx264":
+        packets[0] = _drop_x264_sei(packets[0])
+    return packets
 
 
-def encode_keyframes(frames: np.ndarray, cfg: KeyframeConfig) -> list[bytes]:
-    """Code uint8 RGB keyframes [K, H, W, 3] (any H, W >= 1), each as its own decodable blob."""
+def encode_keyframes(
+    frames: np.ndarray, cfg: KeyframeConfig, video_starts: Sequence[int] = (0,)
+) -> list[bytes]:
+    """Code uint8 RGB keyframes [K, H, W, 3] (any H, W >= 1): one blob per keyframe, in groups of
+    cfg.gop within each video (video_starts: global index of each video's first keyframe)."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8 or 0 in frames.shape[1:3]:
         raise InputError(f"keyframes must be uint8 [K, H, W, 3], got {frames.dtype} {frames.shape}")
     spec = _spec(cfg.codec, ConfigError)
-    return [_encode_one(image, spec, cfg.quality) for image in frames]
+    blobs: list[bytes] = []
+    for group in keyframe_groups(video_starts, len(frames), cfg.gop):
+        blobs.extend(_encode_group(frames[group.start : group.stop], spec, cfg.quality))
+    return blobs
 
 
-def decode_keyframe(data: bytes, codec: str, height: int, width: int) -> np.ndarray:
-    """Decode one blob from encode_keyframes into uint8 RGB [height, width, 3].
+def decode_keyframe_run(blobs: Sequence[bytes], codec: str, height: int, width: int) -> np.ndarray:
+    """Decode consecutive blobs of ONE group, from its first (intra) blob on, with one decoder,
+    into uint8 RGB [len(blobs), height, width, 3].
 
-    Raises ArchiveError when the blob does not decode to a picture of at least that size.
+    Raises ArchiveError when the blobs do not decode to one picture each of at least that size.
     """
     spec = _spec(codec, ArchiveError)
-    if not data:
+    what = f"{codec} keyframe" if len(blobs) == 1 else f"run of {len(blobs)} {codec} keyframes"
+    if any(not b for b in blobs):
         raise ArchiveError(f"empty {codec} keyframe")
     if spec.encoder == "libsvtav1":
-        data = _TEMPORAL_DELIMITER + bytes(data)
+        blobs = [_TEMPORAL_DELIMITER + bytes(b) for b in blobs]
+    size = sum(len(b) for b in blobs)
     frames = []
     for name in spec.decoders:
         try:
@@ -122,33 +210,56 @@ def decode_keyframe(data: bytes, codec: str, height: int, width: int) -> np.ndar
         except av.FFmpegError:
             continue
         try:
-            frames = [*cc.decode(av.Packet(bytes(data))), *cc.decode(None)]
+            for blob in blobs:
+                frames.extend(cc.decode(av.Packet(bytes(blob))))
+            frames.extend(cc.decode(None))
         except (av.FFmpegError, ValueError) as exc:
-            raise ArchiveError(f"corrupt {codec} keyframe ({len(data)} bytes): {exc}") from None
+            raise ArchiveError(f"corrupt {what} ({size} bytes): {exc}") from None
         break
     else:
         raise ConfigError(f"this PyAV build has none of the {codec} decoders {', '.join(spec.decoders)}")
-    if not frames:
-        raise ArchiveError(f"corrupt {codec} keyframe ({len(data)} bytes): no picture decoded")
-    frame = frames[0]
-    if frame.format.name != spec.pix_fmt or frame.height < height or frame.width < width:
-        raise ArchiveError(
-            f"{codec} keyframe decodes to {frame.format.name} {frame.height}x{frame.width}, "
-            f"expected {spec.pix_fmt} of at least {height}x{width}"
-        )
-    rgb = VideoReformatter().reformat(
-        frame,
-        format="rgb24",
-        src_colorspace=Colorspace.ITU709,
-        src_color_range=ColorRange.JPEG,
-        interpolation=_TO_RGB,
-    )
-    return np.ascontiguousarray(rgb.to_ndarray()[:height, :width])
-
-
-def decode_keyframes(blobs: list[bytes], codec: str, height: int, width: int) -> np.ndarray:
-    """Decode several blobs into uint8 RGB [K, height, width, 3]."""
+    if len(frames) != len(blobs):
+        raise ArchiveError(f"corrupt {what} ({size} bytes): {len(frames)} pictures decoded")
     out = np.empty((len(blobs), height, width, 3), np.uint8)
-    for i, blob in enumerate(blobs):
-        out[i] = decode_keyframe(blob, codec, height, width)
+    for i, frame in enumerate(frames):
+        pix_fmt = frame.format.name.replace("yuvj", "yuv")  # FFmpeg's h264 tags full range so
+        if pix_fmt != spec.pix_fmt or frame.height < height or frame.width < width:
+            raise ArchiveError(
+                f"{codec} keyframe decodes to {frame.format.name} {frame.height}x{frame.width}, "
+                f"expected {spec.pix_fmt} of at least {height}x{width}"
+            )
+        rgb = VideoReformatter().reformat(
+            frame,
+            format="rgb24",
+            src_colorspace=Colorspace.ITU709,
+            src_color_range=ColorRange.JPEG,
+            interpolation=_TO_RGB,
+        )
+        out[i] = rgb.to_ndarray()[:height, :width]
+    return out
+
+
+def decode_keyframe(data: bytes, codec: str, height: int, width: int) -> np.ndarray:
+    """Decode one intra blob (all of a gop=1 stream, or a group's first) into uint8 RGB [height, width, 3].
+
+    Raises ArchiveError when the blob does not decode to a picture of at least that size.
+    """
+    return decode_keyframe_run([data], codec, height, width)[0]
+
+
+def decode_keyframes(
+    blobs: Sequence[bytes],
+    codec: str,
+    height: int,
+    width: int,
+    gop: int = 1,
+    video_starts: Sequence[int] = (0,),
+) -> np.ndarray:
+    """Decode ALL the blobs of encode_keyframes(frames, cfg, video_starts) (gop = cfg.gop) into
+    uint8 RGB [K, height, width, 3], each group with one decoder."""
+    out = np.empty((len(blobs), height, width, 3), np.uint8)
+    for group in keyframe_groups(video_starts, len(blobs), gop):
+        out[group.start : group.stop] = decode_keyframe_run(
+            blobs[group.start : group.stop], codec, height, width
+        )
     return out

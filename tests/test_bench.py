@@ -109,9 +109,12 @@ class _Counting:
 def _fake_encode(paths, archive, **kw):
     """Stands in for dn.encode: a report with the fields bench reads (no fit in these tests)."""
     archive.write_bytes(b"x")
-    q = kw["keyframe_quality"]
+    q = kw["keyframe_quality"] or 20
     return SimpleNamespace(
         to_json=lambda: {
+            "width": 64,
+            "height": 64,
+            "params": 1000,
             "bytes": 4000 - 50 * q,
             "bpp": (4000 - 50 * q) * 8 / (16 * 64 * 64),
             "psnr": 60.0 - q,
@@ -165,6 +168,71 @@ def test_run_caches_every_point(tmp_path, tiny_clip, monkeypatch):
     assert doc["machine"]["cores"] and doc["versions"]["av"] and len(doc["points"]) == len(first.points)
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert {r["codec"] for r in rows} >= {"x264-medium", "dnerv", "blend"}
+
+
+def test_separate_and_nerv_points(tmp_path, tiny_clip, monkeypatch):
+    """--separate fits one archive per video with its share of the fit time and sums them into one
+    point; the NeRV ladder gives its own curve (weight budgets, no keyframe quality)."""
+    import dnerv_codec.bench.run as run_mod
+
+    monkeypatch.setattr(run_mod, "_time_decode", lambda path: (100.0, 16))
+    second = make_video(tmp_path / "second.mkv", moving_frames(16, 64, 64, seed=4))
+    calls = []
+
+    def encoder(paths, archive, **kw):
+        calls.append((len(paths), kw["time_limit"], kw["weight_bpp"], kw["preset"]))
+        return _fake_encode(paths, archive, **kw)
+
+    ladder = (DnervSetting("tiny", 40, time_limit_min=1.0),)
+    nerv = (DnervSetting("nerv", weight_bpp=0.1, time_limit_min=1.0),)
+    monkeypatch.setattr(run_mod.codecs_mod, "CODECS", {})  # neural points only
+    result = run_bench(
+        [tiny_clip[0], second],
+        tmp_path / "out",
+        codecs="dnerv,nerv",
+        anchor="dnerv",
+        separate=True,
+        dnerv_ladder=ladder,
+        nerv_ladder=nerv,
+        plots=False,
+        encoder=encoder,
+    )
+    expected = [(2, 1.0, None, "tiny"), (1, 0.5, None, "tiny"), (1, 0.5, None, "tiny"), (2, 1.0, 0.1, "nerv")]
+    assert sorted(map(repr, calls)) == sorted(map(repr, expected))
+    by_codec = {p["codec"]: p for p in result.points}
+    assert set(by_codec) == {"dnerv", "dnerv-separate", "nerv"}
+    joint, sep = by_codec["dnerv"], by_codec["dnerv-separate"]
+    assert sep["bytes"] == 2 * joint["bytes"] and sep["frames"] == 2 * joint["frames"]
+    assert sep["bpp"] == pytest.approx(joint["bpp"])  # two archives of the same size, twice the frames
+    assert result.settings["separate"] and result.settings["nerv_ladder"][0]["weight_bpp"] == 0.1
+    assert {r["codec"] for r in result.bd} == {"dnerv-separate", "nerv"}
+
+
+def test_quick_codes_the_first_frames_of_each_video(tmp_path, tiny_clip, monkeypatch):
+    import dnerv_codec.bench.run as run_mod
+    from dnerv_codec.video.read import iter_frames
+
+    monkeypatch.setattr(run_mod, "QUICK_FRAMES", 6)
+    monkeypatch.setattr(run_mod, "QUICK_CODECS", ("x264-medium",))
+    seen = []
+
+    def coder(codec, frames, crf, path, name, fps):
+        seen.append(frames.copy())
+        return code_video(codec, frames, crf, path, name, fps)
+
+    run_bench(
+        tiny_clip[0],
+        tmp_path / "out",
+        codecs="x264",
+        anchor="x264-medium",
+        quick=True,
+        plots=False,
+        coder=coder,
+    )
+    assert seen and all(len(f) == 6 for f in seen)
+    np.testing.assert_array_equal(seen[0], tiny_clip[1][:6])  # losslessly the first frames
+    (copy,) = (tmp_path / "out" / "quick-inputs").iterdir()
+    assert len(list(iter_frames(copy, (64, 64)))) == 6
 
 
 def test_plots_are_written(tmp_path):

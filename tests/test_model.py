@@ -9,7 +9,8 @@ import torch
 
 from dnerv_codec.config import ModelConfig
 from dnerv_codec.errors import ConfigError
-from dnerv_codec.model.dnerv import DNeRV, blend_keyframes, count_parameters
+from dnerv_codec.model.build import count_parameters
+from dnerv_codec.model.dnerv import DNeRV, blend_keyframes
 from dnerv_codec.model.layers import GTMLP, clip_instance_norm
 
 SMALL = ModelConfig(fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2, 2))

@@ -45,7 +45,7 @@ def test_preset_fits_two_steps(name, clip):
 
     keys = np.stack([clip[f] for _, f in layout.keyframes])
     decoded = decode_keyframes(
-        encode_keyframes(keys, preset.keyframes), preset.keyframes.codec, height, width
+        encode_keyframes(keys, preset.keyframes), preset.keyframes.codec, height, width, preset.keyframes.gop
     )
     torch.manual_seed(0)
     model = DNeRV(model_cfg, height, width)

@@ -13,7 +13,8 @@ from dnerv_codec.clips import Layout, VideoEntry
 from dnerv_codec.config import REFERENCE_SHAPES, ModelConfig, from_dict, to_dict
 from dnerv_codec.decode import Archive
 from dnerv_codec.fit.data import ClipData, read_frames
-from dnerv_codec.model.dnerv import count_parameters, stage_widths
+from dnerv_codec.model.build import count_parameters
+from dnerv_codec.model.dnerv import stage_widths
 from dnerv_codec.video.cache import open_frames, write_frames
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "fixture-v1.dnv"

@@ -19,8 +19,8 @@ from ..config import KeyframeConfig, ModelConfig, QuantConfig, from_dict, to_dic
 from ..errors import ArchiveError, DnervError
 
 MAGIC = b"DNRV"
-FORMAT_VERSION = 1
-READABLE_VERSIONS = frozenset({1})
+FORMAT_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
 SECTION_NAMES = {"HEAD": "header", "KIDX": "keyframe index", "KEYS": "keyframes", "WGTS": "weights"}
 
 

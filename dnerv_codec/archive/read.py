@@ -32,7 +32,8 @@ class ArchiveReader:
             index = reader.read("KIDX")
         self.layout = self.header.layout()
         table = np.frombuffer(index, dtype="<u4")
-        if table.size != 2 * len(self.layout.keyframes):
+        coded = len(self.layout.keyframes) if self.header.model.uses_keyframes else 0  # NeRV: none
+        if table.size != 2 * coded:
             raise ArchiveError("keyframe index does not match the videos in the header")
         table = table.reshape(-1, 2).astype(np.int64)
         self._key_length, self._key_crc = table[:, 0], table[:, 1]

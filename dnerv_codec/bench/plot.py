@@ -7,6 +7,8 @@ from typing import Any
 
 _STYLE = {
     "dnerv": {"color": "tab:red", "marker": "o", "linewidth": 2.2},
+    "dnerv-separate": {"color": "tab:orange", "marker": "o", "linestyle": "--"},
+    "nerv": {"color": "tab:brown", "marker": "v"},
     "blend": {"color": "tab:gray", "marker": "x", "linestyle": "--"},
     "x264-veryslow": {"color": "tab:blue", "marker": "s"},
     "x264-medium": {"color": "tab:blue", "marker": "s", "linestyle": ":", "alpha": 0.7},

@@ -13,7 +13,14 @@ encode would, and computes:
 - blend: from the same archives, the network-free keyframe blend (EncodeReport.blend_psnr) at the
   archive's bytes minus its weights section, i.e. keyframes, keyframe index, header and container:
   what the keyframes alone give. No MS-SSIM (encode measures the blend's PSNR only).
+- nerv: the NeRV baseline (model kind 'nerv': no keyframes), one network for all the videos, its
+  width set by a ladder of weight budgets; same fit budget, quantization, coding and archive.
+- dnerv-separate (separate=True): the dnerv ladder again with one archive per video, each with its
+  share of the fit time and the preset's weight bits per pixel (so the same total bits as the joint
+  model, up to whole channel counts): the paper's claim, one model for many videos, tested.
 
+--quick codes the first QUICK_FRAMES frames of each video (written once, losslessly, to
+out_dir/quick-inputs) with 3 CRFs per codec, the veryslow presets only, and 45-second fits.
 A rerun loads every cached point and computes only what is missing; recompute=True computes all.
 The anchor's ladder is always computed (the BD-rate table needs it).
 """
@@ -24,6 +31,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import os
 import platform
@@ -42,35 +50,66 @@ from . import codecs as codecs_mod
 from .bdrate import bd_quality, bd_rate, psnr_at_equal_rate
 
 BENCH_VERSION = 1  # part of every cache key: bump when a point's meaning changes
-FAMILIES = ("x264", "x265", "av1", "blend", "dnerv")
+FAMILIES = ("x264", "x265", "av1", "blend", "dnerv", "nerv")
 DEFAULT_CODECS = FAMILIES
 DEFAULT_ANCHOR = "x265-veryslow"
 DECODE_CLIPS = 16
 QUICK_CODECS = ("x264-veryslow", "x265-veryslow", "av1-preset4")  # --quick leaves out the medium presets
+QUICK_FRAMES = 32
+NEURAL = {"dnerv", "blend", "nerv"}
+"""--quick codes the first QUICK_FRAMES frames of each video (every codec the same frames)."""
 
 
 @dataclass(frozen=True)
 class DnervSetting:
-    """One dnerv point: the options given to dn.encode (None: the preset's value)."""
+    """One neural point: the options given to dn.encode (None: the preset's value)."""
 
     preset: str
-    keyframe_quality: int
+    keyframe_quality: int | None = None
     time_limit_min: float | None = None
     epochs: int | None = None
     fc_dim: int | None = None
+    weight_bpp: float | None = None
     seed: int = 0
 
     @property
+    def budget(self) -> str:
+        return f"{self.epochs} ep" if self.epochs is not None else f"{self.time_limit_min:g} min"
+
+    @property
     def label(self) -> str:
-        budget = f"{self.epochs} ep" if self.epochs is not None else f"{self.time_limit_min:g} min"
-        width = f", C0 {self.fc_dim}" if self.fc_dim is not None else ""
-        return f"{self.preset} kq{self.keyframe_quality}{width}, {budget}"
+        parts = [self.preset]
+        if self.keyframe_quality is not None:
+            parts.append(f"kq{self.keyframe_quality}")
+        if self.fc_dim is not None:
+            parts.append(f"C0 {self.fc_dim}")
+        if self.weight_bpp is not None:
+            parts.append(f"weights {self.weight_bpp:g} bpp")
+        return f"{' '.join(parts)}, {self.budget}"
 
 
-DNERV_LADDER = tuple(DnervSetting("default", q, time_limit_min=8.0) for q in (38, 34, 30, 26))
-DNERV_QUICK = tuple(DnervSetting("fast", q, time_limit_min=1.5) for q in (36, 30))
-"""The dnerv ladders: keyframe CRF (HEVC 4:4:4) sets the rate; the network width follows the
-preset's weight budget. The fit budget is part of each setting and stated in every point."""
+FIT_MIN, QUICK_FIT_MIN = 3.0, 0.75
+DNERV_LADDER = tuple(DnervSetting("default", q, time_limit_min=FIT_MIN) for q in (38, 34, 30, 26))
+DNERV_QUICK = tuple(DnervSetting("default", q, time_limit_min=QUICK_FIT_MIN) for q in (38, 34, 30, 26))
+NERV_LADDER = tuple(
+    DnervSetting("nerv", weight_bpp=b, time_limit_min=FIT_MIN) for b in (0.03, 0.06, 0.12, 0.24)
+)
+NERV_QUICK = tuple(DnervSetting("nerv", weight_bpp=b, time_limit_min=QUICK_FIT_MIN) for b in (0.06, 0.24))
+"""The neural ladders, every point with the same fit budget. dnerv: the keyframe CRF (HEVC) sets the
+rate and the network width follows the preset's weight budget; NeRV (no keyframes): the weight
+budget sets the width. --separate fits the dnerv ladder once more, one model per video."""
+
+
+@dataclass
+class _Context:
+    """What every neural point needs: the cache, the output folder, the encoder and the ladders."""
+
+    cache: PointCache
+    out_dir: Path
+    reporter: Reporter
+    encoder: Callable[..., Any]
+    dnerv_ladder: tuple[DnervSetting, ...]
+    nerv_ladder: tuple[DnervSetting, ...]
 
 
 @dataclass
@@ -105,8 +144,8 @@ def parse_codecs(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _check_anchor(anchor: str) -> None:
-    if anchor not in codecs_mod.CODECS and anchor not in ("dnerv", "blend"):
-        known = ", ".join([*codecs_mod.CODECS, "dnerv", "blend"])
+    if anchor not in codecs_mod.CODECS and anchor not in NEURAL:
+        known = ", ".join([*codecs_mod.CODECS, *sorted(NEURAL)])
         raise ConfigError(f"unknown anchor {anchor!r}; choose one of {known}")
 
 
@@ -306,97 +345,143 @@ def _time_decode(archive_path: Path) -> tuple[float, int]:
     return frames / (time.perf_counter() - started), frames
 
 
-def _dnerv_points(
-    videos, size, ladder, cache: PointCache, out_dir: Path, reporter: Reporter, encoder, want: set[str]
-) -> list[dict[str, Any]]:
-    collection = [v.hash for v in videos]
+def _fit(videos, size, setting: DnervSetting, group: str, ctx: _Context) -> dict[str, Any]:
+    """One archive of `videos` fitted with `setting` (cached under `group`): the encode report,
+    decode speed and the keyframes-only bytes."""
+    key_doc = {
+        "codec": group,
+        "settings": dataclasses.asdict(setting),
+        "inputs": [v.hash for v in videos],
+        "size": size,
+    }
+    key = cache_key(key_doc)
+    point = ctx.cache.load(group, key)
+    if point is not None:
+        return point
+    names = videos[0].info.name if len(videos) == 1 else f"all {len(videos)} videos"
+    ctx.reporter.info(f"{group} {setting.label}: fitting {names}")
+    archive = ctx.out_dir / "archives" / f"{group}-{key}.dnv"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    report = ctx.encoder(
+        [v.info.path for v in videos],
+        archive,
+        preset=setting.preset,
+        size=size,
+        epochs=setting.epochs,
+        time_limit=setting.time_limit_min,
+        keyframe_quality=setting.keyframe_quality,
+        fc_dim=setting.fc_dim,
+        weight_bpp=setting.weight_bpp,
+        seed=setting.seed,
+        cache_dir=ctx.out_dir / "cache",
+        force=True,
+        reporter=ctx.reporter,
+    )
+    decode_fps, decode_frames = _time_decode(archive)
+    pixels = report.frames * report.width * report.height
+    keyframes_only = report.bytes - report.sections.get("weights", 0)
+    point = {
+        "settings": dataclasses.asdict(setting),
+        "label": setting.label,
+        "report": report.to_json(),
+        "decode_fps": decode_fps,
+        "decode_frames_timed": decode_frames,
+        "blend_bytes": keyframes_only,
+        "blend_bpp": keyframes_only * 8 / pixels,
+        "archive": str(archive),
+    }
+    ctx.cache.save(group, key, key_doc, point)
+    return point
+
+
+def _neural_point(
+    codec: str, family: str, fitted: list[dict[str, Any]], setting: DnervSetting
+) -> dict[str, Any]:
+    """The collection point of one or more archives (several: --separate, one per video): bytes
+    summed, PSNR and MS-SSIM averaged over all frames, speeds over the total time."""
+    reps = [f["report"] for f in fitted]
+    frames = sum(r["frames"] for r in reps)
+    nbytes = sum(r["bytes"] for r in reps)
+    pixels = sum(r["frames"] * r["width"] * r["height"] for r in reps)
+    ms = [r["ms_ssim"] for r in reps]
+    decoded = sum(f["decode_frames_timed"] for f in fitted)
+    return {
+        "codec": codec,
+        "family": family,
+        "bytes": nbytes,
+        "bpp": nbytes * 8 / pixels,
+        "psnr": sum(r["psnr"] * r["frames"] for r in reps) / frames,
+        "ms_ssim": None
+        if None in ms
+        else sum(m * r["frames"] for m, r in zip(ms, reps, strict=True)) / frames,
+        "frames": frames,
+        "encode_fps": frames / sum(r["seconds"] for r in reps),
+        "decode_fps": decoded / sum(f["decode_frames_timed"] / f["decode_fps"] for f in fitted),
+        "fit_seconds": sum(r["fit_seconds"] for r in reps),
+        "params": sum(r["params"] for r in reps) if all("params" in r for r in reps) else None,
+        "encoder": f"dnerv {__version__} ({reps[0]['device']}, {len(reps)} archive(s), "
+        f"{sum(r.get('fit_epochs', 0) for r in reps) / len(reps):.1f} epochs)",
+        "note": (
+            f"fit budget {setting.budget}; encode fps = frames / total encode time; decode fps on the "
+            f"CPU over {decoded} frames"
+        ),
+        "settings": dataclasses.asdict(setting),
+        "label": setting.label,
+        "videos": [],
+    }
+
+
+def _blend_point(fitted: dict[str, Any], setting: DnervSetting) -> dict[str, Any]:
+    rep = fitted["report"]
+    return {
+        "codec": "blend",
+        "family": "blend",
+        "bytes": fitted["blend_bytes"],
+        "bpp": fitted["blend_bpp"],
+        "psnr": rep["blend_psnr"],
+        "ms_ssim": None,
+        "frames": rep["frames"],
+        "encode_fps": None,
+        "decode_fps": None,
+        "fit_seconds": None,
+        "encoder": "keyframes of the dnerv archive, blended linearly by distance",
+        "note": "archive bytes minus the weights section (keyframes only); PSNR measured by encode",
+        "settings": dataclasses.asdict(setting),
+        "label": setting.label,
+        "videos": [],
+    }
+
+
+def _separate_settings(videos, setting: DnervSetting) -> list[DnervSetting]:
+    """Per video, `setting` with its share of the fit budget (by frame count when known): the
+    separate models get the joint model's total fitting time; their weight budget follows the
+    preset's bits-per-pixel rule, so their total weight bits match the joint model's."""
+    counts = [v.info.frames_estimate or 0 for v in videos]
+    shares = [c / sum(counts) for c in counts] if all(counts) else [1 / len(videos)] * len(videos)
+    if setting.time_limit_min is not None:
+        return [dataclasses.replace(setting, time_limit_min=setting.time_limit_min * s) for s in shares]
+    return [setting] * len(videos)  # an epoch budget is per archive already
+
+
+def _neural_points(videos, size, ctx: _Context, want: set[str], separate: bool) -> list[dict[str, Any]]:
     points = []
-    for setting in ladder:
-        key_doc = {
-            "codec": "dnerv",
-            "settings": dataclasses.asdict(setting),
-            "inputs": collection,
-            "size": size,
-        }
-        key = cache_key(key_doc)
-        point = cache.load("dnerv", key)
-        if point is None:
-            reporter.info(f"dnerv {setting.label}: fitting all {len(videos)} videos")
-            archive = out_dir / "archives" / f"dnerv-{key}.dnv"
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            report = encoder(
-                [v.info.path for v in videos],
-                archive,
-                preset=setting.preset,
-                size=size,
-                epochs=setting.epochs,
-                time_limit=setting.time_limit_min,
-                keyframe_quality=setting.keyframe_quality,
-                fc_dim=setting.fc_dim,
-                seed=setting.seed,
-                cache_dir=out_dir / "cache",
-                force=True,
-                reporter=reporter,
-            )
-            doc = report.to_json()
-            decode_fps, decode_frames = _time_decode(archive)
-            pixels = report.frames * report.width * report.height
-            weights = report.sections.get("weights", 0)
-            point = {
-                "settings": dataclasses.asdict(setting),
-                "label": setting.label,
-                "report": doc,
-                "decode_fps": decode_fps,
-                "decode_frames_timed": decode_frames,
-                "blend_bytes": report.bytes - weights,
-                "blend_bpp": (report.bytes - weights) * 8 / pixels,
-                "archive": str(archive),
-            }
-            cache.save("dnerv", key, key_doc, point)
-        rep = point["report"]
-        common = {
-            "frames": rep["frames"],
-            "settings": point["settings"],
-            "label": point["label"],
-            "videos": [],
-        }
-        if "dnerv" in want:
-            points.append(
-                {
-                    "codec": "dnerv",
-                    "family": "dnerv",
-                    "bytes": rep["bytes"],
-                    "bpp": rep["bpp"],
-                    "psnr": rep["psnr"],
-                    "ms_ssim": rep["ms_ssim"],
-                    "encode_fps": rep["frames"] / rep["seconds"],
-                    "decode_fps": point["decode_fps"],
-                    "fit_seconds": rep["fit_seconds"],
-                    "encoder": f"dnerv {__version__} ({rep['device']}, {rep.get('fit_epochs', 0):.1f} epochs)",
-                    "note": (
-                        f"whole archive; fit budget {point['label'].split(', ')[-1]}; encode fps = frames / "
-                        f"total encode time; decode fps on the CPU over {point['decode_frames_timed']} frames"
-                    ),
-                    **common,
-                }
-            )
-        if "blend" in want:
-            points.append(
-                {
-                    "codec": "blend",
-                    "family": "blend",
-                    "bytes": point["blend_bytes"],
-                    "bpp": point["blend_bpp"],
-                    "psnr": rep["blend_psnr"],
-                    "ms_ssim": None,
-                    "encode_fps": None,
-                    "decode_fps": None,
-                    "fit_seconds": None,
-                    "encoder": "keyframes of the dnerv archive, blended linearly by distance",
-                    "note": "archive bytes minus the weights section (keyframes only); PSNR measured by encode",
-                    **common,
-                }
-            )
+    if want & {"dnerv", "blend"} or separate:
+        for setting in ctx.dnerv_ladder:
+            if want & {"dnerv", "blend"}:
+                joint = _fit(videos, size, setting, "dnerv", ctx)
+                if "dnerv" in want:
+                    points.append(_neural_point("dnerv", "dnerv", [joint], setting))
+                if "blend" in want:
+                    points.append(_blend_point(joint, setting))
+            if separate:
+                per_video = _separate_settings(videos, setting)
+                fitted = [
+                    _fit([v], size, s, "dnerv-separate", ctx) for v, s in zip(videos, per_video, strict=True)
+                ]
+                points.append(_neural_point("dnerv-separate", "dnerv", fitted, setting))
+    if "nerv" in want:
+        for setting in ctx.nerv_ladder:
+            points.append(_neural_point("nerv", "nerv", [_fit(videos, size, setting, "nerv", ctx)], setting))
     return points
 
 
@@ -465,6 +550,27 @@ def _csv(points: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _quick_inputs(
+    videos: list[_Video], size: tuple[int, int], out_dir: Path, reporter: Reporter
+) -> list[_Video]:
+    """The first QUICK_FRAMES frames of each video at the working size, as lossless FFV1 files in
+    out_dir/quick-inputs (written once; every codec and fit of a --quick run reads these)."""
+    from ..video.read import find_videos, iter_frames
+    from ..video.write import write_video
+
+    folder = out_dir / "quick-inputs"
+    paths = []
+    for v in videos:
+        path = folder / f"{_safe(Path(v.info.name).stem)}-{v.hash[:8]}-{QUICK_FRAMES}f.mkv"
+        if not path.exists():
+            frames = itertools.islice(iter_frames(v.info.path, size), QUICK_FRAMES)
+            write_video(path, frames, v.info.fps)
+        paths.append(path)
+    found, _ = find_videos(paths)
+    reporter.info(f"--quick: the first {QUICK_FRAMES} frames of each video ({folder})")
+    return [_Video(f, file_hash(f.path)) for f in found]
+
+
 def run_bench(
     inputs: Sequence[str | os.PathLike] | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -474,14 +580,17 @@ def run_bench(
     reporter: Reporter | None = None,
     anchor: str = DEFAULT_ANCHOR,
     size: tuple[int, int] | None = None,
+    separate: bool = False,
     dnerv_ladder: Sequence[DnervSetting] | None = None,
+    nerv_ladder: Sequence[DnervSetting] | None = None,
     plots: bool = True,
     coder: Callable[..., codecs_mod.CodecPoint] | None = None,
     encoder: Callable[..., Any] | None = None,
 ) -> BenchResult:
-    """Benchmark dnerv against the standard codecs and the keyframe blend on `inputs`; see the
-    module docstring. Writes out_dir/results.json, results.csv, rd.png and rd.svg. `coder` and
-    `encoder` replace codecs.code_video and dn.encode (tests count their calls).
+    """Benchmark dnerv against the standard codecs, NeRV and the keyframe blend on `inputs`; see
+    the module docstring. separate=True also fits the dnerv ladder one model per video. Writes
+    out_dir/results.json, results.csv, rd.png and rd.svg. `coder` and `encoder` replace
+    codecs.code_video and dn.encode (tests count their calls).
 
     Raises InputError (no usable video), ConfigError (unknown codec or anchor), OutputError."""
     from ..config import get_preset
@@ -499,9 +608,11 @@ def run_bench(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output {out_dir} is a file; give a folder for the results")
-    ladder = tuple(dnerv_ladder) if dnerv_ladder is not None else (DNERV_QUICK if quick else DNERV_LADDER)
-    if not ladder and ({"dnerv", "blend"} & set(families) or anchor in ("dnerv", "blend")):
-        raise ConfigError("the dnerv ladder is empty")
+    d_ladder = tuple(dnerv_ladder) if dnerv_ladder is not None else (DNERV_QUICK if quick else DNERV_LADDER)
+    n_ladder = tuple(nerv_ladder) if nerv_ladder is not None else (NERV_QUICK if quick else NERV_LADDER)
+    want = {f for f in families if f in NEURAL} | ({anchor} & NEURAL)
+    if (not d_ladder and (want & {"dnerv", "blend"} or separate)) or (not n_ladder and "nerv" in want):
+        raise ConfigError("a neural ladder is empty")
 
     videos_found, skipped = find_videos(paths)
     for path, reason in skipped:
@@ -509,11 +620,13 @@ def run_bench(
     if not videos_found:
         raise InputError("no usable video among the inputs: " + ", ".join(str(p) for p in paths))
     _prepare_out(out_dir)  # only once there is something to benchmark
-    preset = get_preset(ladder[0].preset if ladder else "default")
+    preset = get_preset(d_ladder[0].preset if d_ladder else "default")
     height, width = working_size(videos_found, size, preset.default_size, preset.model.size_multiple)
     work = (int(height), int(width))
     videos = [_Video(v, file_hash(v.path)) for v in videos_found]
     reporter.info(f"{len(videos)} video(s) at working size {work[0]}x{work[1]}; results in {out_dir}")
+    if quick:
+        videos = _quick_inputs(videos, work, out_dir, reporter)
 
     names = [
         c.name
@@ -527,11 +640,11 @@ def run_bench(
     points = _codec_points(
         videos, work, names, quick, cache, out_dir, reporter, coder or codecs_mod.code_video
     )
-    want = {f for f in families if f in ("dnerv", "blend")} | ({anchor} & {"dnerv", "blend"})
-    if want:
+    if want or separate:
         if encoder is None:
             from .. import encode as encoder
-        points += _dnerv_points(videos, work, ladder, cache, out_dir, reporter, encoder, want)
+        ctx = _Context(cache, out_dir, reporter, encoder, d_ladder, n_ladder)
+        points += _neural_points(videos, work, ctx, want, separate)
     points.sort(key=lambda p: (p["codec"], p["bpp"]))
     bd = bd_table(points, anchor)
 
@@ -543,7 +656,12 @@ def run_bench(
         "codec_configs": names,
         "anchor": anchor,
         "quick": quick,
-        "dnerv_ladder": [dataclasses.asdict(s) for s in ladder] if want else [],
+        "quick_frames": QUICK_FRAMES if quick else None,
+        "separate": separate,
+        "dnerv_ladder": [dataclasses.asdict(s) for s in d_ladder]
+        if want & {"dnerv", "blend"} or separate
+        else [],
+        "nerv_ladder": [dataclasses.asdict(s) for s in n_ladder] if "nerv" in want else [],
         "bench_version": BENCH_VERSION,
     }
     doc = {

@@ -151,3 +151,32 @@ def fit_histogram(hist: np.ndarray) -> tuple[float, np.ndarray]:
         if bits < best[0]:
             best = (float(bits), levels)
     return best
+
+
+def _laplace_cost_rows(hist: np.ndarray, centers: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """[rows, k] estimated bits of each row of counts `hist` [rows, size] under the Laplace model
+    (center of that row, each code) over 0..size-1, the estimate of _laplace_cost; codes [k] for
+    every row, or [rows, k]."""
+    size = hist.shape[1]
+    t = _RATIOS[codes][None, :, None] if codes.ndim == 1 else _RATIOS[codes][:, :, None]
+    c = centers[:, None, None].astype(np.float64)
+    dist = np.abs(np.arange(size)[None, None, :] - c)  # [rows, 1, size]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(t < 1.0, (2 - t ** (c + 1) - t ** (size - c)) / (1 - t) - 1, float(size))
+        logt = np.log2(np.minimum(t, 1.0))
+    logp = np.maximum(np.maximum(dist * logt, -30.0) - np.log2(z), -24.0)  # [rows, codes, size]
+    return -(hist[:, None, :] * logp).sum(axis=2)
+
+
+def fit_laplace_rows(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(estimated bits, centers, codes), one per row of counts `hist` [rows, size]: the center at
+    each row's mode and the best code of a coarse-then-fine search (vectorised over the rows)."""
+    centers = np.argmax(hist, axis=1)
+    coarse = np.array(list(range(0, UNIFORM_CODE, 6)) + [UNIFORM_CODE])
+    costs = _laplace_cost_rows(hist, centers, coarse)
+    best = coarse[np.argmin(costs, axis=1)]
+    fine = np.clip(best[:, None] + np.arange(-5, 6)[None, :], 0, UNIFORM_CODE)  # [rows, 11]
+    rows = np.arange(len(hist))
+    fine_costs = _laplace_cost_rows(hist, centers, fine)
+    pick = np.argmin(fine_costs, axis=1)
+    return fine_costs[rows, pick], centers, fine[rows, pick]

@@ -1,15 +1,27 @@
 """State-dict level weight compression: quantize every tensor, then entropy-code them together.
 
 The blob from pack_state holds no names or shapes: the caller stores the ordered names and shapes
-(e.g. in the archive's JSON) and hands them back to unpack_state in the same order.
+(e.g. in the archive's JSON) and hands them back to unpack_state in the same order. `bits` is one
+bit depth for every tensor or a sequence of one per tensor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from .entropy import CodingReport, decode_tensors, encode_tensors_with_report
+from .entropy import CodingReport, decode_tensors, decode_tensors_with_report, encode_tensors_with_report
 from .quantize import check_bits, dequantize_tensor, quantize_tensor
+
+
+def _bits_list(bits: int | Sequence[int], count: int) -> list[int]:
+    out = [bits] * count if isinstance(bits, int) else list(bits)
+    if len(out) != count:
+        raise ValueError(f"{len(out)} bit depths for {count} tensors")
+    for b in out:
+        check_bits(b)
+    return out
 
 
 def _check_state(state: dict[str, torch.Tensor]) -> None:
@@ -18,24 +30,95 @@ def _check_state(state: dict[str, torch.Tensor]) -> None:
             raise TypeError(f"state entry {name!r} is not a floating-point tensor")
 
 
-def quantize_state(state: dict[str, torch.Tensor], bits: int) -> dict[str, torch.Tensor]:
+def quantize_state(state: dict[str, torch.Tensor], bits: int | Sequence[int]) -> dict[str, torch.Tensor]:
     """The tensors decode will see: quantized and dequantized, float32 on the CPU, same order."""
-    check_bits(bits)
+    bits = _bits_list(bits, len(state))
     _check_state(state)
-    return {name: dequantize_tensor(quantize_tensor(t, bits)) for name, t in state.items()}
+    return {
+        name: dequantize_tensor(quantize_tensor(t, b))
+        for (name, t), b in zip(state.items(), bits, strict=True)
+    }
 
 
-def pack_state(state: dict[str, torch.Tensor], bits: int) -> tuple[bytes, CodingReport]:
+def pack_state(state: dict[str, torch.Tensor], bits: int | Sequence[int]) -> tuple[bytes, CodingReport]:
     """Quantize and code a state dict (in its iteration order); the report is labelled by name."""
-    check_bits(bits)
+    bits = _bits_list(bits, len(state))
     _check_state(state)
-    quantized = [quantize_tensor(t, bits) for t in state.values()]
+    quantized = [quantize_tensor(t, b) for t, b in zip(state.values(), bits, strict=True)]
     return encode_tensors_with_report(quantized, names=list(state))
 
 
-def unpack_state(data: bytes, shapes: dict[str, tuple[int, ...]], bits: int) -> dict[str, torch.Tensor]:
+def unpack_state(
+    data: bytes, shapes: dict[str, tuple[int, ...]], bits: int | Sequence[int]
+) -> dict[str, torch.Tensor]:
     """Inverse of pack_state: float32 CPU tensors in the order of `shapes` (ArchiveError if corrupt)."""
-    check_bits(bits)
     names = list(shapes)
-    decoded = decode_tensors(data, [tuple(shapes[n]) for n in names], [bits] * len(names))
+    bits = _bits_list(bits, len(names))
+    decoded = decode_tensors(data, [tuple(shapes[n]) for n in names], bits)
     return {name: dequantize_tensor(q) for name, q in zip(names, decoded, strict=True)}
+
+
+def blob_report(data: bytes, shapes: dict[str, tuple[int, ...]], bits: int | Sequence[int]) -> CodingReport:
+    """Where the bytes of a packed blob went, per tensor (labelled by name), measured by decoding it."""
+    names = list(shapes)
+    return decode_tensors_with_report(
+        data, [tuple(shapes[n]) for n in names], _bits_list(bits, len(names)), names
+    )[1]
+
+
+# The tensor classes of the D-NeRV network (dnerv_codec/model/dnerv.py), from parameter names.
+TENSOR_CLASSES = (
+    "biases",
+    "content encoder",
+    "stem MLP",
+    "flow heads",
+    "fusion (SAF)",
+    "decoder convs",
+    "GTMLP",
+    "RGB head",
+    "other",
+)
+
+
+def tensor_class(name: str) -> str:
+    """The class of a learned tensor, from its name: every bias is 'biases', whatever its layer."""
+    parts = name.split(".")
+    if parts[-1] == "bias":
+        return "biases"
+    first = {"encoder": "content encoder", "stem": "stem MLP", "out_flow": "flow heads", "head": "RGB head"}
+    if parts[0] in first:
+        return first[parts[0]]
+    inner = {"flow": "flow heads", "saf": "fusion (SAF)", "block": "decoder convs", "gtmlp": "GTMLP"}
+    for part in parts[1:]:
+        if part in inner:
+            return inner[part]
+    return "other"
+
+
+def class_table(report: CodingReport) -> list[dict]:
+    """Per tensor class (in TENSOR_CLASSES order) and a final 'total' row: tensors, parameters,
+    coded bytes (residuals + side information), payload bytes, empirical-entropy bytes, side bytes
+    and mean bits per parameter. The blob overhead (version, crc, word count) is in 'total' only."""
+    rows: dict[str, dict] = {}
+    for t in report.tensors:
+        cls = tensor_class(t.name)
+        row = rows.setdefault(cls, dict.fromkeys(("tensors", "params", "payload", "entropy", "side"), 0))
+        numel = 1
+        for d in t.shape:
+            numel *= d
+        row["tensors"] += 1
+        row["params"] += numel
+        row["payload"] += t.payload_bits / 8
+        row["entropy"] += t.entropy_bits / 8
+        row["side"] += t.side_bytes
+    out = [{"class": c, **rows[c]} for c in TENSOR_CLASSES if c in rows]
+    total = {k: sum(r[k] for r in out) for k in ("tensors", "params", "payload", "entropy", "side")}
+    out.append({"class": "total", **total})
+    for row in out:
+        row["bytes"] = row["payload"] + row["side"]
+    out[-1]["bytes"] = float(report.total_bytes)
+    for row in out:
+        row["bits_per_param"] = 8 * row["bytes"] / row["params"] if row["params"] else 0.0
+        for k in ("payload", "entropy", "side", "bytes"):
+            row[k] = round(row[k], 1)
+    return out

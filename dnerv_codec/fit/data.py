@@ -15,14 +15,22 @@ class ClipData:
     """Clips of a collection as uint8 tensors, batched.
 
     frames[v]: memory-mapped uint8 [n_v, H, W, 3] of video v at the working size.
-    keyframes: uint8 [K, H, W, 3], the DECODED keyframes (what the decoder will see).
+    keyframes: uint8 [K, H, W, 3], the DECODED keyframes (what the decoder will see); None for a
+    model without keyframes (NeRV), whose batches then have none.
+    global_time: t is the frame's position in the whole collection (NeRV), not in its video.
     """
 
-    def __init__(self, layout: Layout, frames: Sequence[np.ndarray], keyframes: np.ndarray) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        frames: Sequence[np.ndarray],
+        keyframes: np.ndarray | None,
+        global_time: bool = False,
+    ) -> None:
         self.layout = layout
         self.frames = frames
         self.keyframes = keyframes
-        inputs = [layout.clip_inputs(c) for c in layout.clips]
+        inputs = [layout.clip_inputs(c, global_time) for c in layout.clips]
         self.t = torch.from_numpy(np.stack([i[0] for i in inputs]))
         self.w = torch.from_numpy(np.stack([i[1] for i in inputs]))
         self.mask = torch.from_numpy(np.stack([i[2] for i in inputs]))
@@ -31,16 +39,17 @@ class ClipData:
         return len(self.layout.clips)
 
     def batch(self, indices: Sequence[int], with_frames: bool = True) -> dict[str, torch.Tensor]:
-        """A batch of clips: keyframes uint8 [B, 2, 3, H, W], frames uint8 [B, T, 3, H, W] (short clips
+        """A batch of clips: keyframes uint8 [B, 2, 3, H, W] (when there are keyframes), frames uint8 [B, T, 3, H, W] (short clips
         padded by repeating their last frame; `mask` [B, T] marks real ones), t and w [B, T]."""
         clips = [self.layout.clips[i] for i in indices]
-        keys = np.stack([self.keyframes[[c.key_start, c.key_end]] for c in clips])
         out = {
-            "keyframes": torch.from_numpy(keys).permute(0, 1, 4, 2, 3),
             "t": self.t[list(indices)],
             "w": self.w[list(indices)],
             "mask": self.mask[list(indices)],
         }
+        if self.keyframes is not None:
+            keys = np.stack([self.keyframes[[c.key_start, c.key_end]] for c in clips])
+            out["keyframes"] = torch.from_numpy(keys).permute(0, 1, 4, 2, 3)
         if with_frames:
             T = self.layout.clip_len
             frames = []

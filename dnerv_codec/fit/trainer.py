@@ -69,10 +69,12 @@ def frame_losses(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.T
     return (pred - target).square().flatten(1).mean(1) + 0.03 * one_minus_ssim
 
 
-def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """uint8 clips to float tensors on the device (the conversion happens there, not on the host)."""
+def to_model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor | None]:
+    """uint8 clips to float tensors on the device (the conversion happens there, not on the host);
+    keyframes None for a model without them."""
+    keys = batch.get("keyframes")
     out = {
-        "keyframes": batch["keyframes"].to(device, non_blocking=True).float().div_(255),
+        "keyframes": None if keys is None else keys.to(device, non_blocking=True).float().div_(255),
         "t": batch["t"].to(device, non_blocking=True),
         "w": batch["w"].to(device, non_blocking=True),
         "mask": batch["mask"].to(device, non_blocking=True),
@@ -134,14 +136,20 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
         self.step = 0
         self.elapsed = 0.0  # fitting seconds of earlier runs, when resumed
+        # Share of the configured schedule (steps and time limit) that run() spans: less than 1 when
+        # a compression fine-tune (dnerv_codec/fit/finetune.py) takes the rest of the budget.
+        self.budget_share = 1.0
+        # Optional step hooks (the fine-tune's fake quantization and pruning masks): an object with
+        # before_forward(), before_step() (after backward) and after_step() methods.
+        self.hooks = None
 
     # -- schedule --------------------------------------------------------------------------
     def progress(self, elapsed: float) -> float:
         parts = []
         if self.cfg.epochs is not None:
-            parts.append(self.step / (self.cfg.epochs * self.steps_per_epoch))
+            parts.append(self.step / (self.cfg.epochs * self.steps_per_epoch * self.budget_share))
         if self.cfg.time_limit_min is not None:
-            parts.append(elapsed / (60 * self.cfg.time_limit_min))
+            parts.append(elapsed / (60 * self.cfg.time_limit_min * self.budget_share))
         return max(parts)
 
     def _batches(self) -> Iterator[list[int]]:
@@ -164,6 +172,8 @@ class Trainer:
         # with a clip whose loss counts zero.
         weight = 1.0 if share else 0.0
         batch = to_model_inputs(self.data.batch(share or global_batch[:1]), self.device)
+        if self.hooks is not None:
+            self.hooks.before_forward()
         pred = self.model(batch["keyframes"], batch["t"], batch["w"], clamp=False)
         mask = batch["mask"]
         pred, target = pred[mask], batch["frames"][mask]
@@ -171,7 +181,11 @@ class Trainer:
         loss = frame_losses(pred, target, self.cfg.loss).sum() * (weight * self.world / global_frames)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.hooks is not None:
+            self.hooks.before_step()
         self.optimizer.step()
+        if self.hooks is not None:
+            self.hooks.after_step()
         with torch.no_grad():
             mse = F.mse_loss(pred.detach().clamp(0, 1), target)
         return loss.detach(), mse

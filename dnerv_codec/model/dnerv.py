@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
-
 import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
+from .base import FrameModel
 from .layers import (
     ContentEncoder,
     DecoderStage,
@@ -21,7 +19,7 @@ from .layers import (
     lerp_frames,
 )
 
-__all__ = ["DNeRV", "blend_keyframes", "count_parameters", "stage_widths"]
+__all__ = ["DNeRV", "blend_keyframes", "stage_widths"]
 
 
 def stage_widths(cfg: ModelConfig) -> list[int]:
@@ -32,7 +30,7 @@ def stage_widths(cfg: ModelConfig) -> list[int]:
     return widths
 
 
-class DNeRV(nn.Module):
+class DNeRV(FrameModel):
     """D-NeRV decoder for frames of one working size (height, width), both multiples of prod(strides).
 
     keyframes [B,2,3,H,W] ──normalise──► kn [2B,3,H,W] ──► ContentEncoder ──► K_0 .. K_{S-1}, kn
@@ -58,14 +56,7 @@ class DNeRV(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
-        super().__init__()
-        m = cfg.size_multiple
-        if height < m or width < m or height % m or width % m:
-            raise ConfigError(
-                f"frame size {height}x{width} must be a positive multiple of {m} (prod of strides)"
-            )
-        self.cfg, self.height, self.width = cfg, height, width
-        self.fc_h, self.fc_w = height // m, width // m
+        super().__init__(cfg, height, width)
         zero = cfg.blend_residual
         # Activation layout, a runtime knob (not saved). Measured on a 2-core CPU at 256x320: NHWC
         # halves the 3x3 convs but makes GTMLP 4x and the 1x1 convs 1.5x slower, a wash overall,
@@ -73,8 +64,6 @@ class DNeRV(nn.Module):
         # is supported (and tested) for CUDA with mixed precision, where tensor cores want NHWC.
         self.memory_format = torch.contiguous_format
 
-        self.register_buffer("mean", torch.full((3,), 0.5), persistent=False)
-        self.register_buffer("std", torch.full((3,), 0.25), persistent=False)
         self.encoder = ContentEncoder(cfg.enc_dim, cfg.strides)
         self.pe = PositionalEncoding(cfg.pe_levels, cfg.pe_base)
         self.stem = nn.Sequential(
@@ -96,36 +85,6 @@ class DNeRV(nn.Module):
         if zero:
             nn.init.zeros_(self.head[2].weight)
             nn.init.zeros_(self.head[2].bias)
-
-    # -- non-learned constants and learned state -------------------------------------------------
-
-    @torch.no_grad()
-    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        """Set the per-channel keyframe normalisation (3 values each, std > 0)."""
-        mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
-        std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
-        if mean_t.numel() != 3 or std_t.numel() != 3 or not bool((std_t > 0).all()):
-            raise ConfigError(f"normalisation needs 3 means and 3 positive stds, got {mean}, {std}")
-        self.mean.copy_(mean_t)
-        self.std.copy_(std_t)
-
-    def learned_state(self) -> dict[str, Tensor]:
-        """The parameters only, in named_parameters() order (detached; they share storage)."""
-        return {name: p.detach() for name, p in self.named_parameters()}
-
-    @torch.no_grad()
-    def load_learned_state(self, state: Mapping[str, Tensor]) -> None:
-        """Copy parameters from learned_state() output; names and shapes must match exactly."""
-        params = dict(self.named_parameters())
-        if set(state) != set(params):
-            missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
-            raise ConfigError(f"learned state does not fit this model: missing {missing}, unexpected {extra}")
-        for name, p in params.items():
-            if tuple(state[name].shape) != tuple(p.shape):
-                raise ConfigError(
-                    f"learned state {name}: shape {tuple(state[name].shape)}, expected {tuple(p.shape)}"
-                )
-            p.copy_(state[name])
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -167,11 +126,3 @@ class DNeRV(nn.Module):
         if clamp:
             y = y.clamp(0.0, 1.0)
         return y.contiguous().reshape(b, frames, 3, self.height, self.width)
-
-
-@functools.lru_cache(maxsize=1024)
-def count_parameters(cfg: ModelConfig, height: int, width: int) -> int:
-    """Number of learned parameters of DNeRV(cfg, height, width), built on 'meta' (no weights)."""
-    with torch.device("meta"):
-        model = DNeRV(cfg, height, width)
-    return sum(p.numel() for p in model.parameters())
