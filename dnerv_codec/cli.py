@@ -86,6 +86,10 @@ def encode(
         typer.Option(help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra)."),
     ] = None,
     fc_dim: Annotated[int | None, typer.Option(help="Network width C0 (default: sized to the data).")] = None,
+    bpp: Annotated[
+        float | None,
+        typer.Option(help="Target bits per pixel: picks the keyframe quality and the network width."),
+    ] = None,
     weight_bpp: Annotated[
         float | None,
         typer.Option(help="Bits per pixel the network's weights may cost; sets C0 (default: the preset's)."),
@@ -125,6 +129,7 @@ def encode(
             keyframe_gop=keyframe_gop,
             fc_dim=fc_dim,
             weight_bpp=weight_bpp,
+            bpp=bpp,
             batch_size=batch_size,
             lr=lr,
             seed=seed,

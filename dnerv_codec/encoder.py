@@ -37,12 +37,11 @@ from .fit.finetune import compress_weights, fit_share, stage_active
 from .fit.trainer import Trainer
 from .keyframes import decode_keyframe_run, encode_keyframes, keyframe_groups
 from .metrics import QualityMeter
-from .model.build import build_model, count_parameters
+from .model.build import build_model
+from .rate import check_bpp, choose_fc_dim, overhead_bytes, plan_rate
 from .report import Reporter
 from .video.cache import open_frames, write_frames
 from .video.read import VideoInfo, find_videos, iter_frames
-
-BITS_PER_PARAM_ESTIMATE = 8.0  # coded bits per 8-bit weight, measured on fitted D-NeRVs; sizes the network
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ class EncodeOptions:
     keyframe_gop: int | None = None
     fc_dim: int | None = None
     weight_bpp: float | None = None
+    bpp: float | None = None
     batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
@@ -125,26 +125,27 @@ def working_size(
     return tuple(max(multiple, int(math.floor(s / multiple + 0.5)) * multiple) for s in asked)
 
 
-def choose_fc_dim(
-    preset: Preset, model: ModelConfig, height: int, width: int, pixels: int, weight_bpp: float | None = None
-) -> int:
-    """The widest fc_dim whose estimated weight bits stay within weight_bpp (default: the preset's)
-    x pixels, within the preset's [min_fc_dim, max_fc_dim]."""
-    budget_params = (weight_bpp or preset.weight_bpp) * pixels / BITS_PER_PARAM_ESTIMATE
-    lo, hi = preset.min_fc_dim, preset.max_fc_dim
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        fits = count_parameters(dataclasses.replace(model, fc_dim=mid), height, width) <= budget_params
-        lo, hi = (mid, hi) if fits else (lo, mid - 1)
-    return lo
-
-
 def resolve_configs(
     opts: EncodeOptions,
 ) -> tuple[Preset, ModelConfig, KeyframeConfig, FitConfig, QuantConfig]:
     preset = get_preset(opts.preset)
     if opts.weight_bpp is not None and not 0 < opts.weight_bpp <= 24:
         raise ConfigError(f"weight bpp must be in (0, 24] (24 = raw 8-bit RGB), got {opts.weight_bpp}")
+    if opts.bpp is not None:
+        check_bpp(opts.bpp)
+        fixed = [
+            name
+            for name, value in (
+                ("--keyframe-quality", opts.keyframe_quality),
+                ("--fc-dim", opts.fc_dim),
+                ("--weight-bpp", opts.weight_bpp),
+            )
+            if value is not None
+        ]
+        if fixed:
+            raise ConfigError(
+                f"--bpp chooses the keyframe quality and the network width; drop {', '.join(fixed)}"
+            )
     keyframes = preset.keyframes
     if opts.keyframe_codec is not None or opts.keyframe_quality is not None or opts.keyframe_gop is not None:
         codec = opts.keyframe_codec or keyframes.codec
@@ -228,7 +229,34 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         cache_dir, entries = ctx.broadcast((cache_dir, entries) if ctx.is_main else None)
         frames = [open_frames(_cache_file(cache_dir, i), height, width) for i in range(len(entries))]
         layout = Layout.build(entries, model_cfg.clip_len)
-        if opts.fc_dim is not None:
+        plan = None
+        if opts.bpp is not None:  # rank 0 plans (it codes the keyframes), every rank follows
+            pixels = layout.total_frames * height * width
+            if ctx.is_main:
+                with reporter.task(f"rate control for {opts.bpp:g} bpp", total=1.0):
+                    plan = plan_rate(
+                        opts.bpp,
+                        pixels,
+                        preset,
+                        model_cfg,
+                        key_cfg,
+                        quant_cfg,
+                        height,
+                        width,
+                        len(layout.keyframes),
+                        lambda cfg: encode_keyframes(
+                            _keyframe_images(layout, frames), cfg, layout.first_keyframe
+                        ),
+                    )
+            plan = ctx.broadcast(plan)
+            key_cfg = plan.keyframes
+            model_cfg = dataclasses.replace(model_cfg, fc_dim=plan.fc_dim)
+            reporter.info(
+                f"rate control: keyframe quality {key_cfg.quality} ({plan.keyframe_bytes:,} bytes), "
+                f"fc_dim {plan.fc_dim} (weights about {plan.weight_bytes_estimate:,} bytes), "
+                f"target {plan.target_bytes:,} bytes"
+            )
+        elif opts.fc_dim is not None:
             model_cfg = dataclasses.replace(model_cfg, fc_dim=opts.fc_dim)
         else:
             pixels = layout.total_frames * height * width
@@ -250,7 +278,10 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
                 "run again with the same inputs and options, or without --resume to start over"
             )
         if model_cfg.uses_keyframes:
-            blobs, mean, std = _code_keyframes(layout, frames, key_cfg, checkpoint, cache_dir, ctx, reporter)
+            coded = plan.blobs if plan is not None else None
+            blobs, mean, std = _code_keyframes(
+                layout, frames, key_cfg, checkpoint, coded, cache_dir, ctx, reporter
+            )
             decoded = open_frames(cache_dir / "keyframes.u8", height, width)
         else:  # NeRV: no keyframes; the colour normalisation comes from frames at keyframe positions
             blobs, decoded = [], None
@@ -302,7 +333,13 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         if stage_active(quant_cfg):  # prune, choose bit depths, quantization-aware fine-tune
             with reporter.task("compressing weights", total=1.0) as task:
                 try:
-                    stage = compress_weights(trainer, quant_cfg, sum(len(b) for b in blobs), task.update)
+                    keyframe_bytes = sum(len(b) for b in blobs)
+                    budget = (
+                        None
+                        if plan is None
+                        else plan.target_bytes - keyframe_bytes - overhead_bytes(len(blobs))
+                    )
+                    stage = compress_weights(trainer, quant_cfg, keyframe_bytes, task.update, budget)
                 except KeyboardInterrupt:
                     raise Interrupted(
                         f"interrupted while compressing the weights; the last checkpoint is {ckpt_path}; "
@@ -411,25 +448,32 @@ def _code_keyframes(
     frames,
     key_cfg: KeyframeConfig,
     checkpoint,
+    coded: list[bytes] | None,
     cache_dir: Path,
     ctx: Dist,
     reporter: Reporter,
 ) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """Code the keyframes (rank 0; or take them from the checkpoint) and cache the DECODED ones
     (what the decoder will see) on disk, so memory stays flat however large the collection;
-    returns the coded keyframes and their per-channel mean and std."""
+    returns the coded keyframes and their per-channel mean and std. `coded`: keyframes already
+    coded with key_cfg (by rate control)."""
     height, width = frames[0].shape[1:3]
     if checkpoint is not None:
         blobs = [checkpoint.blobs[f"key{i}"] for i in range(len(layout.keyframes))]
+    elif coded is not None:
+        blobs = coded
     elif ctx.is_main:
         with reporter.task("coding keyframes", total=len(layout.keyframes)) as task:
-            key_frames = np.stack([frames[v][f] for v, f in layout.keyframes])
-            blobs = encode_keyframes(key_frames, key_cfg, layout.first_keyframe)
+            blobs = encode_keyframes(_keyframe_images(layout, frames), key_cfg, layout.first_keyframe)
             task.advance(len(blobs))
     blobs = ctx.broadcast(blobs if ctx.is_main else None)
     stats = _cache_keyframes(blobs, key_cfg, layout, cache_dir, height, width) if ctx.is_main else None
     mean, std = ctx.broadcast(stats)
     return blobs, mean, std
+
+
+def _keyframe_images(layout: Layout, frames) -> np.ndarray:
+    return np.stack([frames[v][f] for v, f in layout.keyframes])
 
 
 class _ColourStats:

@@ -452,29 +452,41 @@ def _blend_point(fitted: dict[str, Any], setting: DnervSetting) -> dict[str, Any
     }
 
 
-def _separate_settings(videos, setting: DnervSetting) -> list[DnervSetting]:
-    """Per video, `setting` with its share of the fit budget (by frame count when known): the
-    separate models get the joint model's total fitting time; their weight budget follows the
-    preset's bits-per-pixel rule, so their total weight bits match the joint model's."""
+def _separate_settings(videos, size, setting: DnervSetting, joint_params: int) -> list[DnervSetting]:
+    """Per video, `setting` with its share (by frame count when known) of the joint model's fit
+    time and parameters: the widest C0 whose network has at most that share of the joint model's
+    parameters, so the total weight bits match (C0 1 at the least: below that the fixed parts of
+    the network, e.g. the content encoder, cost more than the share)."""
+    from ..config import get_preset
+    from ..model.build import count_parameters
+
     counts = [v.info.frames_estimate or 0 for v in videos]
     shares = [c / sum(counts) for c in counts] if all(counts) else [1 / len(videos)] * len(videos)
-    if setting.time_limit_min is not None:
-        return [dataclasses.replace(setting, time_limit_min=setting.time_limit_min * s) for s in shares]
-    return [setting] * len(videos)  # an epoch budget is per archive already
+    model = get_preset(setting.preset).model
+    out = []
+    for share in shares:
+        fc = 1
+        while count_parameters(dataclasses.replace(model, fc_dim=fc + 1), *size) <= share * joint_params:
+            fc += 1
+        time_limit = None if setting.time_limit_min is None else setting.time_limit_min * share
+        out.append(
+            dataclasses.replace(setting, fc_dim=fc, time_limit_min=time_limit or setting.time_limit_min)
+        )
+    return out
 
 
 def _neural_points(videos, size, ctx: _Context, want: set[str], separate: bool) -> list[dict[str, Any]]:
     points = []
     if want & {"dnerv", "blend"} or separate:
         for setting in ctx.dnerv_ladder:
+            joint = _fit(videos, size, setting, "dnerv", ctx)  # --separate matches its parameters
             if want & {"dnerv", "blend"}:
-                joint = _fit(videos, size, setting, "dnerv", ctx)
                 if "dnerv" in want:
                     points.append(_neural_point("dnerv", "dnerv", [joint], setting))
                 if "blend" in want:
                     points.append(_blend_point(joint, setting))
             if separate:
-                per_video = _separate_settings(videos, setting)
+                per_video = _separate_settings(videos, size, setting, joint["report"]["params"])
                 fitted = [
                     _fit([v], size, s, "dnerv-separate", ctx) for v, s in zip(videos, per_video, strict=True)
                 ]

@@ -107,9 +107,16 @@ def _rate_bytes(w: torch.Tensor, bits: int) -> float:
 
 @torch.no_grad()
 def choose_bits(
-    trainer: Trainer, quant: QuantConfig, other_bytes: float, deadline: float | None
+    trainer: Trainer,
+    quant: QuantConfig,
+    other_bytes: float,
+    deadline: float | None,
+    weight_budget: float | None = None,
 ) -> tuple[dict[str, int], dict[str, dict[int, tuple[float, float]]]]:
-    """Bit depth per learned tensor, and the measurements (depth: (bytes, PSNR loss dB)) behind it."""
+    """Bit depth per learned tensor, and the measurements (depth: (bytes, PSNR loss dB)) behind it.
+
+    weight_budget (rate control): the estimated weight bytes must fit it; bytes are then priced
+    higher until they do, and tensors the deadline left unmeasured take the lowest depth if needed."""
     params = dict(trainer.net.named_parameters())
     bits = dict.fromkeys(params, quant.bits)
     choices = sorted(set(quant.bit_choices) - {quant.bits})
@@ -136,10 +143,44 @@ def choose_bits(
         params[n].copy_(quantized_values(latent[n], quant.bits))
         measured[n] = table
         bits[n] = min(table, key=lambda b: table[b][1] + per_byte * table[b][0])
+    if weight_budget is not None:
+        bits = _fit_budget(bits, measured, rates, latent, candidates, quant, per_byte, weight_budget)
     for n, p in params.items():
         p.copy_(latent[n])
     bits = trainer.dist.broadcast(bits)  # every process fine-tunes with rank 0's choice
     return bits, measured
+
+
+def _fit_budget(bits, measured, rates, latent, candidates, quant, per_byte, budget) -> dict[str, int]:
+    """The cheapest-loss depths whose estimated bytes fit `budget`: the price of a byte is raised
+    (bisection over a multiplier) until they fit; unmeasured tensors drop to the lowest depth last."""
+    lowest = min(quant.bit_choices)
+    fixed = sum(r for n, r in rates.items() if n not in candidates)
+
+    def pick(mult: float, unmeasured_low: bool) -> tuple[dict[str, int], float]:
+        out, total = dict(bits), fixed
+        for n in candidates:
+            if n in measured:
+                table = measured[n]
+                out[n] = min(table, key=lambda b: table[b][1] + mult * per_byte * table[b][0])
+                total += table[out[n]][0]
+            else:
+                out[n] = lowest if unmeasured_low else quant.bits
+                total += _rate_bytes(latent[n], out[n]) if unmeasured_low else rates[n]
+        return out, total
+
+    for unmeasured_low in (False, True):
+        out, total = pick(1.0, unmeasured_low)
+        if total <= budget:
+            return out
+        lo, hi = 1.0, 1e9
+        if pick(hi, unmeasured_low)[1] > budget:
+            continue
+        for _ in range(60):
+            mid = (lo * hi) ** 0.5
+            lo, hi = (lo, mid) if pick(mid, unmeasured_low)[1] <= budget else (mid, hi)
+        return pick(hi, unmeasured_low)[0]
+    return pick(1e9, True)[0]  # the smallest the choices allow
 
 
 def compress_weights(
@@ -147,6 +188,7 @@ def compress_weights(
     quant: QuantConfig,
     other_bytes: float = 0.0,
     on_progress: Callable[[float], None] | None = None,
+    weight_budget: float | None = None,
 ) -> CompressionResult:
     """Run the stage on the trainer's model (modified in place: pruned, fine-tuned) and pack it.
 
@@ -165,7 +207,7 @@ def compress_weights(
         if cfg.time_limit_min is not None:
             budget_s = quant.finetune_frac * 60 * cfg.time_limit_min
     measure_deadline = started + MEASURE_SHARE * budget_s if budget_s is not None else None
-    bits, _ = choose_bits(trainer, quant, other_bytes, measure_deadline)
+    bits, _ = choose_bits(trainer, quant, other_bytes, measure_deadline, weight_budget)
 
     steps = 0
     if quant.finetune_frac > 0:

@@ -1,0 +1,150 @@
+"""Rate control: the keyframe quality and network width that put an archive at a target bpp.
+
+    target bytes = bpp x pixels / 8
+    weights   ──► width: the preset's weight budget (at most half the target; the measured bits per
+                  parameter of the weight compression turn it into parameters, as presets do)
+    keyframes ──► the rest: bisection over the codec's CRF with the REAL keyframe coder, the best
+                  quality whose bytes fit (the coded keyframes are kept: encode writes them as is);
+                  what even the best quality leaves unused widens the network
+    after the fit, the bit-depth choice of the weight compression gets the bytes left as a budget
+
+The keyframe bytes are exact; the weights' are an estimate (about +-20 % of their share), so the
+archive lands near the target. The split is the preset's, not yet optimised per target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import KeyframeConfig, ModelConfig, Preset, QuantConfig
+from .errors import ConfigError
+from .model.build import count_parameters
+
+MAX_BPP = 24.0  # raw 8-bit RGB
+
+
+def overhead_bytes(keyframes: int) -> int:
+    """Header and container (about 500 bytes measured, more with many videos) + 8 index bytes a keyframe."""
+    return 600 + 8 * keyframes
+
+
+MAX_WEIGHT_SHARE = 0.5
+LEFTOVER_SHARE = 0.05  # bytes the keyframes leave unused beyond this share of the target go to the network
+
+
+def check_bpp(bpp: float) -> None:
+    if not 0 < bpp <= MAX_BPP:
+        raise ConfigError(
+            f"target bpp must be in (0, {MAX_BPP:g}] ({MAX_BPP:g} = raw 8-bit RGB), got {bpp:g}"
+        )
+
+
+BITS_PER_PARAM_ESTIMATE = (
+    8.0  # coded bits per 8-bit weight, measured on fitted D-NeRVs; sizes presets' networks
+)
+
+
+def choose_fc_dim(
+    preset: Preset,
+    model: ModelConfig,
+    height: int,
+    width: int,
+    pixels: int,
+    weight_bpp: float | None = None,
+    bits_per_param: float = BITS_PER_PARAM_ESTIMATE,
+) -> int:
+    """The widest fc_dim whose estimated weight bits stay within weight_bpp (default: the preset's)
+    x pixels, within the preset's [min_fc_dim, max_fc_dim]."""
+    budget_params = (weight_bpp or preset.weight_bpp) * pixels / bits_per_param
+    lo, hi = preset.min_fc_dim, preset.max_fc_dim
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        fits = count_parameters(dataclasses.replace(model, fc_dim=mid), height, width) <= budget_params
+        lo, hi = (mid, hi) if fits else (lo, mid - 1)
+    return lo
+
+
+def bits_per_param(quant: QuantConfig) -> float:
+    """Coded bits per parameter: about 4.2 with per-tensor depths from 4 (measured on fitted
+    networks, entropy coded), 8.2 at a plain 8 bits."""
+    return 4.5 if quant.bit_choices and min(quant.bit_choices) <= 4 else 8.2
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    keyframes: KeyframeConfig
+    fc_dim: int
+    blobs: list[bytes]  # the keyframes coded at keyframes.quality
+    keyframe_bytes: int
+    weight_bytes_estimate: int
+    target_bytes: int
+
+
+def plan_rate(
+    bpp: float,
+    pixels: int,
+    preset: Preset,
+    model: ModelConfig,
+    key_cfg: KeyframeConfig,
+    quant: QuantConfig,
+    height: int,
+    width: int,
+    n_keyframes: int,
+    code_keyframes: Callable[[KeyframeConfig], list[bytes]],
+) -> RatePlan:
+    """Choose C0 and the keyframe CRF for `bpp` over `pixels`; code_keyframes(cfg) codes all
+    `n_keyframes` keyframes."""
+    check_bpp(bpp)
+    target = int(bpp * pixels / 8)
+    per_param = bits_per_param(quant)
+    if model.uses_keyframes:
+        weight_bits = min(preset.weight_bpp, MAX_WEIGHT_SHARE * bpp) * pixels
+    else:  # NeRV: every byte goes to the network
+        weight_bits = max(target - overhead_bytes(0), 0) * 8
+    fc = choose_fc_dim(preset, model, height, width, pixels, weight_bits / pixels, per_param)
+    params = count_parameters(dataclasses.replace(model, fc_dim=fc), height, width)
+    weight_bytes = int(params * per_param / 8)
+    if not model.uses_keyframes:
+        return RatePlan(key_cfg, fc, [], 0, weight_bytes, target)
+    overhead = overhead_bytes(n_keyframes)
+    budget = target - weight_bytes - overhead
+
+    top = 63 if key_cfg.codec == "av1" else 51
+    coded: dict[int, list[bytes]] = {}
+
+    def size(q: int) -> int:
+        coded[q] = code_keyframes(dataclasses.replace(key_cfg, quality=q))
+        return sum(len(b) for b in coded[q])
+
+    smallest = size(top)
+    if smallest > budget:
+        need = (smallest + weight_bytes + overhead) * 8 / pixels
+        raise ConfigError(
+            f"target {bpp:g} bpp is too low: the keyframes at the lowest quality (CRF {top}) "
+            f"and the network need about {need:.4f} bpp"
+        )
+    lo, hi = -1, top  # size(hi) fits, lo does not (-1: none tried); the lowest CRF that fits
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if size(mid) <= budget else (mid, hi)
+    blobs = coded[hi]
+    leftover = budget - sum(len(b) for b in blobs)
+    if (
+        leftover > LEFTOVER_SHARE * target
+    ):  # the keyframes cannot use it (best quality reached): the network can
+        fc = choose_fc_dim(
+            preset, model, height, width, pixels, (weight_bytes + leftover) * 8 / pixels, per_param
+        )
+        weight_bytes = int(
+            count_parameters(dataclasses.replace(model, fc_dim=fc), height, width) * per_param / 8
+        )
+    return RatePlan(
+        dataclasses.replace(key_cfg, quality=hi),
+        fc,
+        blobs,
+        sum(len(b) for b in blobs),
+        weight_bytes,
+        target,
+    )

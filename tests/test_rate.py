@@ -1,0 +1,56 @@
+"""Rate control (`--bpp`): keyframe quality and width chosen for a target, and its bad values."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import assert_clean_error, invoke, make_video, moving_frames
+
+import dnerv_codec as dn
+from dnerv_codec.config import KeyframeConfig, ModelConfig, get_preset
+from dnerv_codec.errors import ConfigError
+from dnerv_codec.rate import overhead_bytes, plan_rate
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "24.5"])
+def test_nonsense_targets_are_clean_errors(runner, tmp_path, value):
+    video = make_video(tmp_path / "v.mkv", moving_frames(4, 32, 32))
+    result = invoke(runner, "encode", video, "-o", tmp_path / "a.dnv", "--bpp", value, ok=False)
+    assert_clean_error(result, "target bpp must be in (0, 24]")
+    assert not (tmp_path / "a.dnv").exists()
+
+
+def test_bpp_with_a_fixed_width_is_a_clean_error(runner, tmp_path):
+    video = make_video(tmp_path / "v.mkv", moving_frames(4, 32, 32))
+    result = invoke(
+        runner, "encode", video, "-o", tmp_path / "a.dnv", "--bpp", "1", "--fc-dim", "8", ok=False
+    )
+    assert_clean_error(result, "--bpp chooses", "--fc-dim")
+
+
+def _plan(bpp, code):
+    preset = get_preset("fast")
+    return plan_rate(
+        bpp, 100 * 64 * 64, preset, ModelConfig(), KeyframeConfig(), preset.quant, 64, 64, 1, code
+    )
+
+
+def test_plan_takes_the_best_keyframe_quality_that_fits():
+    tried = []
+
+    def code(cfg):  # a monotone fake coder: bytes fall with the CRF
+        tried.append(cfg.quality)
+        return [bytes(200_000 // (cfg.quality + 1))]
+
+    plan = _plan(2.0, code)
+    budget = plan.target_bytes - plan.weight_bytes_estimate - overhead_bytes(1)
+    assert plan.keyframe_bytes <= budget < 200_000 // plan.keyframes.quality  # CRF - 1 would not fit
+    assert plan.blobs == [bytes(plan.keyframe_bytes)] and len(tried) <= 8  # bisection, not a scan
+    with pytest.raises(ConfigError, match="too low"):
+        _plan(0.001, code)
+
+
+def test_encode_lands_near_the_target(tmp_path, one_thread):
+    videos = [make_video(tmp_path / f"v{i}.mkv", moving_frames(16, 64, 64, seed=i)) for i in range(2)]
+    for bpp in (2.0, 3.0):  # the smallest network alone costs about 1.1 bpp on 32 frames
+        report = dn.encode(videos, tmp_path / f"{bpp}.dnv", preset="fast", epochs=1, bpp=bpp)
+        assert report.bpp == pytest.approx(bpp, rel=0.10)
