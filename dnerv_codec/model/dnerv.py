@@ -17,6 +17,7 @@ from .layers import (
     blend_keyframes,
     clip_instance_norm,
     lerp_frames,
+    stem_mlp,
 )
 
 __all__ = ["DNeRV", "blend_keyframes", "stage_widths"]
@@ -66,12 +67,7 @@ class DNeRV(FrameModel):
 
         self.encoder = ContentEncoder(cfg.enc_dim, cfg.strides)
         self.pe = PositionalEncoding(cfg.pe_levels, cfg.pe_base)
-        self.stem = nn.Sequential(
-            nn.Linear(2 * cfg.pe_levels, cfg.stem_hidden),
-            nn.GELU(),
-            nn.Linear(cfg.stem_hidden, self.fc_h * self.fc_w * cfg.fc_dim),
-            nn.GELU(),
-        )
+        self.stem = stem_mlp(2 * cfg.pe_levels, cfg.stem_hidden, self.fc_h * self.fc_w * cfg.fc_dim)
         widths = stage_widths(cfg)
         stages, c_in, h, w = [], cfg.fc_dim + cfg.enc_dim, self.fc_h, self.fc_w
         for s, c_out in zip(cfg.strides, widths, strict=True):

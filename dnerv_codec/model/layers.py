@@ -77,6 +77,11 @@ class PositionalEncoding(nn.Module):
         return torch.cat([torch.sin(x), torch.cos(x)], dim=1)
 
 
+def stem_mlp(features: int, hidden: int, out: int) -> nn.Sequential:
+    """The stem on the frame-index encoding: Linear -> GELU -> Linear -> GELU."""
+    return nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, out), nn.GELU())
+
+
 def base_grid(height: int, width: int) -> Tensor:
     """Identity sampling grid for grid_sample(align_corners=True): [height, width, 2] as (x, y).
 

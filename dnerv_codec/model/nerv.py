@@ -21,19 +21,14 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from .base import FrameModel
 from .dnerv import stage_widths
-from .layers import NarrowConv2d, NeRVBlock, PositionalEncoding
+from .layers import NarrowConv2d, NeRVBlock, PositionalEncoding, stem_mlp
 
 
 class NeRV(FrameModel):
     def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
         super().__init__(cfg, height, width)
         self.pe = PositionalEncoding(cfg.pe_levels, cfg.pe_base)
-        self.stem = nn.Sequential(
-            nn.Linear(2 * cfg.pe_levels, cfg.stem_hidden),
-            nn.GELU(),
-            nn.Linear(cfg.stem_hidden, self.fc_h * self.fc_w * cfg.fc_dim),
-            nn.GELU(),
-        )
+        self.stem = stem_mlp(2 * cfg.pe_levels, cfg.stem_hidden, self.fc_h * self.fc_w * cfg.fc_dim)
         blocks, c_in = [], cfg.fc_dim
         for s, c_out in zip(cfg.strides, stage_widths(cfg), strict=True):
             blocks.append(NeRVBlock(c_in, c_out, s))
