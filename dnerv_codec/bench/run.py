@@ -455,8 +455,8 @@ def _blend_point(fitted: dict[str, Any], setting: DnervSetting) -> dict[str, Any
 def _separate_settings(videos, size, setting: DnervSetting, joint_params: int) -> list[DnervSetting]:
     """Per video, `setting` with its share (by frame count when known) of the joint model's fit
     time and parameters: the widest C0 whose network has at most that share of the joint model's
-    parameters, so the total weight bits match (C0 1 at the least: below that the fixed parts of
-    the network, e.g. the content encoder, cost more than the share)."""
+    parameters, so the total weight bits match; at least C0 1, whose fixed parts (content encoder,
+    flow heads) may already cost more than the share: results.json then shows the larger bytes."""
     from ..config import get_preset
     from ..model.build import count_parameters
 
@@ -469,9 +469,7 @@ def _separate_settings(videos, size, setting: DnervSetting, joint_params: int) -
         while count_parameters(dataclasses.replace(model, fc_dim=fc + 1), *size) <= share * joint_params:
             fc += 1
         time_limit = None if setting.time_limit_min is None else setting.time_limit_min * share
-        out.append(
-            dataclasses.replace(setting, fc_dim=fc, time_limit_min=time_limit or setting.time_limit_min)
-        )
+        out.append(dataclasses.replace(setting, fc_dim=fc, time_limit_min=time_limit))
     return out
 
 
