@@ -83,6 +83,35 @@ _CODECS = {
 _X264_SEI = b"x264 - core "
 
 
+def to_yuv(
+    image: np.ndarray, padded: tuple[int, int], pix_fmt: str, reformatter: VideoReformatter
+) -> av.VideoFrame:
+    """uint8 RGB [h, w, 3] -> a BT.709 full-range frame of `pix_fmt`, edges replicated up to
+    `padded` (height, width): edges code cheaply."""
+    h, w = image.shape[:2]
+    if (h, w) != padded:
+        image = np.pad(image, ((0, padded[0] - h), (0, padded[1] - w), (0, 0)), mode="edge")
+    return reformatter.reformat(
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24"),
+        format=pix_fmt,
+        dst_colorspace=Colorspace.ITU709,
+        dst_color_range=ColorRange.JPEG,
+        interpolation=_TO_YUV,
+    )
+
+
+def to_rgb(frame: av.VideoFrame, height: int, width: int, reformatter: VideoReformatter) -> np.ndarray:
+    """A decoded BT.709 full-range frame -> uint8 RGB, cropped to height x width (the padding off)."""
+    rgb = reformatter.reformat(
+        frame,
+        format="rgb24",
+        src_colorspace=Colorspace.ITU709,
+        src_color_range=ColorRange.JPEG,
+        interpolation=_TO_RGB,
+    )
+    return rgb.to_ndarray()[:height, :width]
+
+
 def padded_size(height: int, width: int) -> tuple[int, int]:
     """The (height, width) a keyframe is coded at: each side rounded up to a multiple of 8, >= 64."""
     return max(64, -(-height // 8) * 8), max(64, -(-width // 8) * 8)
@@ -152,15 +181,9 @@ def _encode_group(images: np.ndarray, spec: _Codec, quality: int) -> list[bytes]
     options = {**spec.options, **(spec.group_options if len(images) > 1 else {})}
     cc.options = {**options, "crf": str(max(spec.min_crf, quality))}
     packets = []
+    reformatter = VideoReformatter()
     for i, image in enumerate(images):
-        padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # edges code cheaply
-        frame = VideoReformatter().reformat(
-            av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24"),
-            format=spec.pix_fmt,
-            dst_colorspace=Colorspace.ITU709,
-            dst_color_range=ColorRange.JPEG,
-            interpolation=_TO_YUV,
-        )
+        frame = to_yuv(image, (ph, pw), spec.pix_fmt, reformatter)
         frame.pts = i
         packets.extend(bytes(p) for p in cc.encode(frame))
     packets.extend(bytes(p) for p in cc.encode(None))
@@ -221,6 +244,7 @@ def decode_keyframe_run(blobs: Sequence[bytes], codec: str, height: int, width: 
     if len(frames) != len(blobs):
         raise ArchiveError(f"corrupt {what} ({size} bytes): {len(frames)} pictures decoded")
     out = np.empty((len(blobs), height, width, 3), np.uint8)
+    reformatter = VideoReformatter()
     for i, frame in enumerate(frames):
         pix_fmt = frame.format.name.replace("yuvj", "yuv")  # FFmpeg's h264 tags full range so
         if pix_fmt != spec.pix_fmt or frame.height < height or frame.width < width:
@@ -228,14 +252,7 @@ def decode_keyframe_run(blobs: Sequence[bytes], codec: str, height: int, width: 
                 f"{codec} keyframe decodes to {frame.format.name} {frame.height}x{frame.width}, "
                 f"expected {spec.pix_fmt} of at least {height}x{width}"
             )
-        rgb = VideoReformatter().reformat(
-            frame,
-            format="rgb24",
-            src_colorspace=Colorspace.ITU709,
-            src_color_range=ColorRange.JPEG,
-            interpolation=_TO_RGB,
-        )
-        out[i] = rgb.to_ndarray()[:height, :width]
+        out[i] = to_rgb(frame, height, width, reformatter)
     return out
 
 

@@ -33,15 +33,13 @@ from typing import Any
 
 import av
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+from av.video.reformatter import ColorRange, VideoReformatter
 
 from ..errors import ConfigError, InputError, OutputError
-from ..keyframes import padded_size  # importing it sets SVT_LOG (SVT-AV1 quiet: no banner)
+from ..keyframes import padded_size, to_rgb, to_yuv  # importing sets SVT_LOG (SVT-AV1 quiet)
 from ..metrics import QualityMeter
 
 _BT709 = 1
-_TO_YUV = Interpolation.AREA | Interpolation.ACCURATE_RND
-_TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 _X264_SEI = re.compile(rb"x264 - core \d+[^\x00]*")
 
 
@@ -234,16 +232,7 @@ def code_video(
                 container.mux(packet)
 
         for i in range(n):
-            image = frames[i]
-            if (ph, pw) != (h, w):
-                image = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-            vf = reformatter.reformat(
-                av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24"),
-                format=codec.pix_fmt,
-                dst_colorspace=Colorspace.ITU709,
-                dst_color_range=ColorRange.JPEG,
-                interpolation=_TO_YUV,
-            )
+            vf = to_yuv(frames[i], (ph, pw), codec.pix_fmt, reformatter)
             vf.pts = i
             mux(stream.encode(vf))
         mux(stream.encode(None))
@@ -263,14 +252,7 @@ def code_video(
         reformatter = VideoReformatter()
         for frame in container.decode(stream):
             if decoded < n:
-                rgb = reformatter.reformat(
-                    frame,
-                    format="rgb24",
-                    src_colorspace=Colorspace.ITU709,
-                    src_color_range=ColorRange.JPEG,
-                    interpolation=_TO_RGB,
-                )
-                out[decoded] = rgb.to_ndarray()[:h, :w]
+                out[decoded] = to_rgb(frame, h, w, reformatter)
             decoded += 1
     decode_seconds = time.perf_counter() - started
     if decoded != n:

@@ -276,11 +276,18 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
 
 
+def _frame_mean(parts: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of parts[i][key] over all frames (each part weighs its frame count); None if any is."""
+    values = [p[key] for p in parts]
+    if None in values:
+        return None
+    return sum(v * p["frames"] for v, p in zip(values, parts, strict=True)) / sum(p["frames"] for p in parts)
+
+
 def _aggregate(codec: codecs_mod.Codec, crf: int, per_video: list[dict[str, Any]]) -> dict[str, Any]:
     frames = sum(p["frames"] for p in per_video)
     pixels = sum(p["frames"] * p["height"] * p["width"] for p in per_video)
     nbytes = sum(p["bytes"] for p in per_video)
-    ms = [p["ms_ssim"] for p in per_video]
     return {
         "codec": codec.name,
         "family": codec.family,
@@ -288,10 +295,8 @@ def _aggregate(codec: codecs_mod.Codec, crf: int, per_video: list[dict[str, Any]
         "settings": codec.settings(crf),
         "bytes": nbytes,
         "bpp": nbytes * 8 / pixels,
-        "psnr": sum(p["psnr"] * p["frames"] for p in per_video) / frames,
-        "ms_ssim": None
-        if None in ms
-        else sum(m * p["frames"] for m, p in zip(ms, per_video, strict=True)) / frames,
+        "psnr": _frame_mean(per_video, "psnr"),
+        "ms_ssim": _frame_mean(per_video, "ms_ssim"),
         "frames": frames,
         "encode_fps": frames / sum(p["encode_seconds"] for p in per_video),
         "decode_fps": frames / sum(p["decode_seconds"] for p in per_video),
@@ -403,17 +408,14 @@ def _neural_point(
     frames = sum(r["frames"] for r in reps)
     nbytes = sum(r["bytes"] for r in reps)
     pixels = sum(r["frames"] * r["width"] * r["height"] for r in reps)
-    ms = [r["ms_ssim"] for r in reps]
     decoded = sum(f["decode_frames_timed"] for f in fitted)
     return {
         "codec": codec,
         "family": family,
         "bytes": nbytes,
         "bpp": nbytes * 8 / pixels,
-        "psnr": sum(r["psnr"] * r["frames"] for r in reps) / frames,
-        "ms_ssim": None
-        if None in ms
-        else sum(m * r["frames"] for m, r in zip(ms, reps, strict=True)) / frames,
+        "psnr": _frame_mean(reps, "psnr"),
+        "ms_ssim": _frame_mean(reps, "ms_ssim"),
         "frames": frames,
         "encode_fps": frames / sum(r["seconds"] for r in reps),
         "decode_fps": decoded / sum(f["decode_frames_timed"] / f["decode_fps"] for f in fitted),
