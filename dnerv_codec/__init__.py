@@ -43,6 +43,7 @@ from .errors import (
 if TYPE_CHECKING:
     import torch
 
+    from .config import ModelConfig, QuantConfig
     from .dataset import ArchiveDataset
     from .decode import Archive
     from .encoder import EncodeOptions, EncodeReport
@@ -103,6 +104,9 @@ def encode(
     fc_dim: int | None = None,
     weight_bpp: float | None = None,
     bpp: float | None = None,
+    model: ModelConfig | None = None,
+    quant: QuantConfig | None = None,
+    weight_bytes: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
     seed: int = 0,
@@ -119,6 +123,8 @@ def encode(
     inputs: a video file or folder (searched recursively; names are paths relative to it, so
     `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:
     size "HxW" or (height, width); time_limit in minutes; None means the preset's value.
+    Library only: model (a config.ModelConfig) and quant (a config.QuantConfig) replace the
+    preset's network shape and weight compression; weight_bytes caps the weight bytes.
     reporter: a dnerv_codec.report.Reporter to receive progress (default: silent).
     Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
     fit; a checkpoint is kept and resume=True continues it).
@@ -158,6 +164,9 @@ def encode(
         fc_dim=fc_dim,
         weight_bpp=weight_bpp,
         bpp=bpp,
+        model=model,
+        quant=quant,
+        weight_bytes=weight_bytes,
         batch_size=batch_size,
         lr=lr,
         seed=seed,

@@ -60,6 +60,13 @@ class EncodeOptions:
     fc_dim: int | None = None
     weight_bpp: float | None = None
     bpp: float | None = None
+    model: ModelConfig | None = None
+    """Replaces the preset's network shape (library use; fc_dim is still chosen unless given)."""
+    quant: QuantConfig | None = None
+    """Replaces the preset's weight compression (library use, e.g. plain 8 bits: QuantConfig())."""
+    weight_bytes: int | None = None
+    """Budget of the weight compression: its bit depths are fitted to at most about this many
+    weight bytes (library use; --bpp sets it from the target)."""
     batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
@@ -139,6 +146,7 @@ def resolve_configs(
                 ("--keyframe-quality", opts.keyframe_quality),
                 ("--fc-dim", opts.fc_dim),
                 ("--weight-bpp", opts.weight_bpp),
+                ("weight_bytes", opts.weight_bytes),
             )
             if value is not None
         ]
@@ -164,7 +172,13 @@ def resolve_configs(
     if opts.lr is not None:
         changes["lr"] = opts.lr
     fit = dataclasses.replace(fit, **changes)
-    return preset, preset.model, keyframes, fit, preset.quant
+    quant = opts.quant or preset.quant
+    if opts.weight_bytes is not None and (opts.weight_bytes < 1 or not quant.bit_choices):
+        raise ConfigError(
+            f"a weight byte budget needs a positive size and bit depths to choose from, got "
+            f"{opts.weight_bytes} bytes with bit choices {list(quant.bit_choices)}"
+        )
+    return preset, opts.model or preset.model, keyframes, fit, quant
 
 
 def _check_output(opts: EncodeOptions) -> None:
@@ -335,7 +349,7 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
                 try:
                     keyframe_bytes = sum(len(b) for b in blobs)
                     budget = (
-                        None
+                        opts.weight_bytes
                         if plan is None
                         else plan.target_bytes - keyframe_bytes - overhead_bytes(len(blobs))
                     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -125,6 +126,7 @@ def _fake_encode(paths, archive, **kw):
             "fit_seconds": 1.0,
             "fit_epochs": 1.0,
             "device": "cpu",
+            "sections": {"weights": 1000},
         },
         bytes=4000 - 50 * q,
         frames=16,
@@ -180,7 +182,7 @@ def test_separate_and_nerv_points(tmp_path, tiny_clip, monkeypatch):
     calls = []
 
     def encoder(paths, archive, **kw):
-        calls.append((len(paths), kw["time_limit"], kw["weight_bpp"], kw["preset"]))
+        calls.append((len(paths), kw["time_limit"], kw["weight_bpp"], kw["preset"], kw["weight_bytes"]))
         return _fake_encode(paths, archive, **kw)
 
     ladder = (DnervSetting("tiny", 40, time_limit_min=1.0),)
@@ -197,7 +199,12 @@ def test_separate_and_nerv_points(tmp_path, tiny_clip, monkeypatch):
         plots=False,
         encoder=encoder,
     )
-    expected = [(2, 1.0, None, "tiny"), (1, 0.5, None, "tiny"), (1, 0.5, None, "tiny"), (2, 1.0, 0.1, "nerv")]
+    expected = [
+        (2, 1.0, None, "tiny", None),
+        (1, 0.5, None, "tiny", 500),  # each video: half the joint fit time and weight bytes
+        (1, 0.5, None, "tiny", 500),
+        (2, 1.0, 0.1, "nerv", None),
+    ]
     assert sorted(map(repr, calls)) == sorted(map(repr, expected))
     by_codec = {p["codec"]: p for p in result.points}
     assert set(by_codec) == {"dnerv", "dnerv-separate", "nerv"}
@@ -206,6 +213,34 @@ def test_separate_and_nerv_points(tmp_path, tiny_clip, monkeypatch):
     assert sep["bpp"] == pytest.approx(joint["bpp"])  # two archives of the same size, twice the frames
     assert result.settings["separate"] and result.settings["nerv_ladder"][0]["weight_bpp"] == 0.1
     assert {r["codec"] for r in result.bd} == {"dnerv-separate", "nerv"}
+
+
+def test_separate_models_share_the_joint_bits():
+    """Per video: its frame share of the joint parameters (every width scaled down, then the widest
+    C0), of the joint weight bytes and of the fit time."""
+    from dnerv_codec.bench.run import DNERV_LADDER, _separate_settings
+    from dnerv_codec.model.build import count_parameters
+
+    videos = [SimpleNamespace(info=SimpleNamespace(frames_estimate=n)) for n in (96, 96, 192)]
+    joint = {"report": {"params": 113_753, "sections": {"weights": 64_000}}}
+    settings = _separate_settings(videos, (256, 320), DNERV_LADDER[0], joint)
+    for setting, share in zip(settings, (0.25, 0.25, 0.5), strict=True):
+        params = count_parameters(dataclasses.replace(setting.model, fc_dim=setting.fc_dim), 256, 320)
+        wider = count_parameters(dataclasses.replace(setting.model, fc_dim=setting.fc_dim + 1), 256, 320)
+        assert params <= share * 113_753 < wider
+        assert setting.weight_bytes == share * 64_000 and setting.time_limit_min == share * 3.0
+        assert setting.curve == "dnerv-separate" and setting.model.enc_dim < 16
+    assert settings[0].key_doc() != settings[2].key_doc()
+    # points cached before the newer fields existed keep their keys
+    assert set(DNERV_LADDER[0].key_doc()) == {
+        "preset",
+        "keyframe_quality",
+        "time_limit_min",
+        "epochs",
+        "fc_dim",
+        "weight_bpp",
+        "seed",
+    }
 
 
 def test_quick_codes_the_first_frames_of_each_video(tmp_path, tiny_clip, monkeypatch):

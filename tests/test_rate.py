@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import assert_clean_error, invoke, make_video, moving_frames
 
 import dnerv_codec as dn
-from dnerv_codec.config import KeyframeConfig, ModelConfig, get_preset
+from dnerv_codec.config import COMPRESS, KeyframeConfig, ModelConfig, get_preset
 from dnerv_codec.errors import ConfigError
 from dnerv_codec.rate import overhead_bytes, plan_rate
 
@@ -54,3 +56,24 @@ def test_encode_lands_near_the_target(tmp_path, one_thread):
     for bpp in (2.0, 3.0):  # the smallest network alone costs about 1.1 bpp on 32 frames
         report = dn.encode(videos, tmp_path / f"{bpp}.dnv", preset="fast", epochs=1, bpp=bpp)
         assert report.bpp == pytest.approx(bpp, rel=0.10)
+
+
+def test_weight_byte_budget_caps_the_weights(tmp_path, one_thread):
+    """weight_bytes (bench --separate's share of the joint weights) fits the bit depths to it."""
+    video = make_video(tmp_path / "v.mkv", moving_frames(16, 64, 64))
+    bytes_cheap = dataclasses.replace(COMPRESS, rd_slope=1e-6)  # left free, every tensor keeps 8 bits
+    kw = {"preset": "fast", "epochs": 1, "fc_dim": 8, "quant": bytes_cheap}
+    free = dn.encode(video, tmp_path / "free.dnv", **kw)
+    budget = int(free.sections["weights"] * 0.9)  # 4 bits everywhere would give about 0.8
+    capped = dn.encode(video, tmp_path / "cap.dnv", weight_bytes=budget, **kw)
+    assert capped.params == free.params
+    assert capped.sections["weights"] <= budget * 1.02
+
+
+def test_weight_byte_budget_needs_bit_choices(tmp_path):
+    video = make_video(tmp_path / "v.mkv", moving_frames(4, 32, 32))
+    with pytest.raises(ConfigError, match="weight byte budget"):
+        dn.encode(video, tmp_path / "a.dnv", preset="tiny", weight_bytes=1000)  # tiny: plain 8 bits
+    with pytest.raises(ConfigError, match="weight byte budget"):
+        dn.encode(video, tmp_path / "a.dnv", preset="fast", weight_bytes=0)
+    assert not (tmp_path / "a.dnv").exists()

@@ -16,8 +16,9 @@ encode would, and computes:
 - nerv: the NeRV baseline (model kind 'nerv': no keyframes), one network for all the videos, its
   width set by a ladder of weight budgets; same fit budget, quantization, coding and archive.
 - dnerv-separate (separate=True): the dnerv ladder again with one archive per video, each with its
-  share of the fit time and the preset's weight bits per pixel (so the same total bits as the joint
-  model, up to whole channel counts): the paper's claim, one model for many videos, tested.
+  frame share of the joint model's fit time, parameters (every width scaled down) and weight bytes,
+  and the same keyframes: the same total bits as the joint archive, so the paper's claim, one model
+  for many videos beats one per video, is tested on the user's data.
 
 --quick codes the first QUICK_FRAMES frames of each video (written once, losslessly, to
 out_dir/quick-inputs) with 3 CRFs per codec, the veryslow presets only, and 45-second fits.
@@ -33,6 +34,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import platform
 import time
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..config import ModelConfig, QuantConfig
 from ..errors import ConfigError, InputError, OutputError
 from ..report import Reporter
 from . import codecs as codecs_mod
@@ -71,6 +74,14 @@ class DnervSetting:
     fc_dim: int | None = None
     weight_bpp: float | None = None
     seed: int = 0
+    curve: str = "dnerv"
+    """The curve (results' "codec") the point belongs to; its blend curve is named after it."""
+    keyframe_gop: int | None = None
+    bpp: float | None = None
+    """Rate control's target (the keyframe quality and width are then chosen)."""
+    model: ModelConfig | None = None
+    quant: QuantConfig | None = None
+    weight_bytes: int | None = None
 
     @property
     def budget(self) -> str:
@@ -79,13 +90,33 @@ class DnervSetting:
     @property
     def label(self) -> str:
         parts = [self.preset]
+        if self.bpp is not None:
+            parts.append(f"target {self.bpp:g} bpp")
         if self.keyframe_quality is not None:
             parts.append(f"kq{self.keyframe_quality}")
+        if self.keyframe_gop is not None:
+            parts.append(f"gop {self.keyframe_gop}")
         if self.fc_dim is not None:
             parts.append(f"C0 {self.fc_dim}")
         if self.weight_bpp is not None:
             parts.append(f"weights {self.weight_bpp:g} bpp")
+        if self.weight_bytes is not None:
+            parts.append(f"weights <= {self.weight_bytes:,} B")
+        if self.quant is not None and not self.quant.bit_choices and not self.quant.finetune_frac:
+            parts.append(f"plain {self.quant.bits}-bit")
         return f"{' '.join(parts)}, {self.budget}"
+
+    def key_doc(self) -> dict[str, Any]:
+        """The settings as cached points are keyed on. Fields added after the first bench version
+        are left out while unset, so the points cached before them stay valid."""
+        doc = dataclasses.asdict(self)
+        for f in dataclasses.fields(self)[_V1_FIELDS:]:
+            if doc[f.name] == f.default:
+                del doc[f.name]
+        return doc
+
+
+_V1_FIELDS = 7  # preset .. seed
 
 
 FIT_MIN, QUICK_FIT_MIN = 3.0, 0.75
@@ -355,7 +386,7 @@ def _fit(videos, size, setting: DnervSetting, group: str, ctx: _Context) -> dict
     decode speed and the keyframes-only bytes."""
     key_doc = {
         "codec": group,
-        "settings": dataclasses.asdict(setting),
+        "settings": setting.key_doc(),
         "inputs": [v.hash for v in videos],
         "size": size,
     }
@@ -375,8 +406,13 @@ def _fit(videos, size, setting: DnervSetting, group: str, ctx: _Context) -> dict
         epochs=setting.epochs,
         time_limit=setting.time_limit_min,
         keyframe_quality=setting.keyframe_quality,
+        keyframe_gop=setting.keyframe_gop,
         fc_dim=setting.fc_dim,
         weight_bpp=setting.weight_bpp,
+        bpp=setting.bpp,
+        model=setting.model,
+        quant=setting.quant,
+        weight_bytes=setting.weight_bytes,
         seed=setting.seed,
         cache_dir=ctx.out_dir / "cache",
         force=True,
@@ -436,7 +472,7 @@ def _neural_point(
 def _blend_point(fitted: dict[str, Any], setting: DnervSetting) -> dict[str, Any]:
     rep = fitted["report"]
     return {
-        "codec": "blend",
+        "codec": "blend" if setting.curve == "dnerv" else f"{setting.curve}-blend",
         "family": "blend",
         "bytes": fitted["blend_bytes"],
         "bpp": fitted["blend_bpp"],
@@ -454,24 +490,42 @@ def _blend_point(fitted: dict[str, Any], setting: DnervSetting) -> dict[str, Any
     }
 
 
-def _separate_settings(videos, size, setting: DnervSetting, joint_params: int) -> list[DnervSetting]:
+def _separate_settings(videos, size, setting: DnervSetting, joint: dict[str, Any]) -> list[DnervSetting]:
     """Per video, `setting` with its share (by frame count when known) of the joint model's fit
-    time and parameters: the widest C0 whose network has at most that share of the joint model's
-    parameters, so the total weight bits match; at least C0 1, whose fixed parts (content encoder,
-    flow heads) may already cost more than the share: results.json then shows the larger bytes."""
+    time, parameters and weight bytes, so the total bits match the joint archive's (the keyframes
+    are coded per video either way): every width of the network scaled by sqrt(share) (parameters
+    grow about as width squared), then the widest C0 within the parameter share, and the bit
+    depths fitted to the share of the joint weight bytes."""
     from ..config import get_preset
     from ..model.build import count_parameters
 
     counts = [v.info.frames_estimate or 0 for v in videos]
     shares = [c / sum(counts) for c in counts] if all(counts) else [1 / len(videos)] * len(videos)
-    model = get_preset(setting.preset).model
+    model = setting.model or get_preset(setting.preset).model
+    report = joint["report"]
     out = []
     for share in shares:
+        k = math.sqrt(share)
+        scaled = dataclasses.replace(
+            model,
+            enc_dim=max(2, round(model.enc_dim * k)),
+            stem_hidden=max(4, round(model.stem_hidden * k)),
+            min_width=max(2, round(model.min_width * k)),
+        )
         fc = 1
-        while count_parameters(dataclasses.replace(model, fc_dim=fc + 1), *size) <= share * joint_params:
+        while count_parameters(dataclasses.replace(scaled, fc_dim=fc + 1), *size) <= share * report["params"]:
             fc += 1
         time_limit = None if setting.time_limit_min is None else setting.time_limit_min * share
-        out.append(dataclasses.replace(setting, fc_dim=fc, time_limit_min=time_limit))
+        out.append(
+            dataclasses.replace(
+                setting,
+                curve=f"{setting.curve}-separate",
+                fc_dim=fc,
+                model=scaled,
+                weight_bytes=max(1, int(share * report["sections"]["weights"])),
+                time_limit_min=time_limit,
+            )
+        )
     return out
 
 
@@ -479,18 +533,16 @@ def _neural_points(videos, size, ctx: _Context, want: set[str], separate: bool) 
     points = []
     if want & {"dnerv", "blend"} or separate:
         for setting in ctx.dnerv_ladder:
-            joint = _fit(videos, size, setting, "dnerv", ctx)  # --separate matches its parameters
-            if want & {"dnerv", "blend"}:
-                if "dnerv" in want:
-                    points.append(_neural_point("dnerv", "dnerv", [joint], setting))
-                if "blend" in want:
-                    points.append(_blend_point(joint, setting))
+            curve = setting.curve
+            joint = _fit(videos, size, setting, curve, ctx)  # --separate matches its bits
+            if "dnerv" in want:
+                points.append(_neural_point(curve, "dnerv", [joint], setting))
+            if "blend" in want:
+                points.append(_blend_point(joint, setting))
             if separate:
-                per_video = _separate_settings(videos, size, setting, joint["report"]["params"])
-                fitted = [
-                    _fit([v], size, s, "dnerv-separate", ctx) for v, s in zip(videos, per_video, strict=True)
-                ]
-                points.append(_neural_point("dnerv-separate", "dnerv", fitted, setting))
+                per_video = _separate_settings(videos, size, setting, joint)
+                fitted = [_fit([v], size, s, s.curve, ctx) for v, s in zip(videos, per_video, strict=True)]
+                points.append(_neural_point(per_video[0].curve, "dnerv", fitted, setting))
     if "nerv" in want:
         for setting in ctx.nerv_ladder:
             points.append(_neural_point("nerv", "nerv", [_fit(videos, size, setting, "nerv", ctx)], setting))
