@@ -106,6 +106,7 @@ def encode(
     bpp: float | None = None,
     model: ModelConfig | None = None,
     quant: QuantConfig | None = None,
+    weight_share: float | None = None,
     weight_bytes: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -124,7 +125,8 @@ def encode(
     `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:
     size "HxW" or (height, width); time_limit in minutes; None means the preset's value.
     Library only: model (a config.ModelConfig) and quant (a config.QuantConfig) replace the
-    preset's network shape and weight compression; weight_bytes caps the weight bytes.
+    preset's network shape and weight compression; weight_bytes caps the weight bytes;
+    weight_share (with bpp) sets the share of the target meant for the weights.
     reporter: a dnerv_codec.report.Reporter to receive progress (default: silent).
     Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
     fit; a checkpoint is kept and resume=True continues it).
@@ -166,6 +168,7 @@ def encode(
         bpp=bpp,
         model=model,
         quant=quant,
+        weight_share=weight_share,
         weight_bytes=weight_bytes,
         batch_size=batch_size,
         lr=lr,

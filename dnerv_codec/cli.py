@@ -294,7 +294,11 @@ def bench(
         ),
     ] = False,
     codecs: Annotated[
-        str, typer.Option(help="Comma-separated: x264, x265, av1, blend, dnerv, nerv.")
+        str,
+        typer.Option(
+            help="Comma-separated families (x264, x265, av1, blend, dnerv, nerv) "
+            "or single configurations (e.g. x265-veryslow, av1-preset4)."
+        ),
     ] = "x264,x265,av1,blend,dnerv,nerv",
     separate: Annotated[
         bool,

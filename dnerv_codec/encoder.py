@@ -38,7 +38,7 @@ from .fit.trainer import Trainer
 from .keyframes import decode_keyframe_run, encode_keyframes, keyframe_groups
 from .metrics import QualityMeter
 from .model.build import build_model
-from .rate import check_bpp, choose_fc_dim, overhead_bytes, plan_rate
+from .rate import check_bpp, check_weight_share, choose_fc_dim, overhead_bytes, plan_rate
 from .report import Reporter
 from .video.cache import open_frames, write_frames
 from .video.read import VideoInfo, find_videos, iter_frames
@@ -64,6 +64,9 @@ class EncodeOptions:
     """Replaces the preset's network shape (library use; fc_dim is still chosen unless given)."""
     quant: QuantConfig | None = None
     """Replaces the preset's weight compression (library use, e.g. plain 8 bits: QuantConfig())."""
+    weight_share: float | None = None
+    """With bpp: the share of the target meant for the weights (library use; default: the preset's
+    rule, see rate.plan_rate)."""
     weight_bytes: int | None = None
     """Budget of the weight compression: its bit depths are fitted to at most about this many
     weight bytes (library use; --bpp sets it from the target)."""
@@ -138,8 +141,11 @@ def resolve_configs(
     preset = get_preset(opts.preset)
     if opts.weight_bpp is not None and not 0 < opts.weight_bpp <= 24:
         raise ConfigError(f"weight bpp must be in (0, 24] (24 = raw 8-bit RGB), got {opts.weight_bpp}")
+    if opts.weight_share is not None and opts.bpp is None:
+        raise ConfigError("a weight share needs a target bpp")
     if opts.bpp is not None:
         check_bpp(opts.bpp)
+        check_weight_share(opts.weight_share)
         fixed = [
             name
             for name, value in (
@@ -261,6 +267,7 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
                         lambda cfg: encode_keyframes(
                             _keyframe_images(layout, frames), cfg, layout.first_keyframe
                         ),
+                        opts.weight_share,
                     )
             plan = ctx.broadcast(plan)
             key_cfg = plan.keyframes

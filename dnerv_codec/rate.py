@@ -41,6 +41,11 @@ def check_bpp(bpp: float) -> None:
         )
 
 
+def check_weight_share(share: float | None) -> None:
+    if share is not None and not 0 < share < 1:
+        raise ConfigError(f"weight share must be in (0, 1), got {share:g}")
+
+
 BITS_PER_PARAM_ESTIMATE = (
     8.0  # coded bits per 8-bit weight, measured on fitted D-NeRVs; sizes presets' networks
 )
@@ -93,14 +98,18 @@ def plan_rate(
     width: int,
     n_keyframes: int,
     code_keyframes: Callable[[KeyframeConfig], list[bytes]],
+    weight_share: float | None = None,
 ) -> RatePlan:
     """Choose C0 and the keyframe CRF for `bpp` over `pixels`; code_keyframes(cfg) codes all
-    `n_keyframes` keyframes."""
+    `n_keyframes` keyframes. weight_share: the share of the target meant for the weights (default:
+    the preset's weight bpp, at most MAX_WEIGHT_SHARE)."""
     check_bpp(bpp)
+    check_weight_share(weight_share)
     target = int(bpp * pixels / 8)
     per_param = bits_per_param(quant)
     if model.uses_keyframes:
-        weight_bits = min(preset.weight_bpp, MAX_WEIGHT_SHARE * bpp) * pixels
+        share = weight_share if weight_share is not None else min(preset.weight_bpp / bpp, MAX_WEIGHT_SHARE)
+        weight_bits = share * bpp * pixels
     else:  # NeRV: every byte goes to the network
         weight_bits = max(target - overhead_bytes(0), 0) * 8
     fc = choose_fc_dim(preset, model, height, width, pixels, weight_bits / pixels, per_param)

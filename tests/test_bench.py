@@ -172,6 +172,25 @@ def test_run_caches_every_point(tmp_path, tiny_clip, monkeypatch):
     assert {r["codec"] for r in rows} >= {"x264-medium", "dnerv", "blend"}
 
 
+def test_codecs_may_name_one_configuration(tmp_path, tiny_clip, monkeypatch):
+    import dnerv_codec.bench.run as run_mod
+
+    monkeypatch.setattr(
+        run_mod.codecs_mod, "CODECS", {n: CODECS[n] for n in ("x264-medium", "x264-veryslow")}
+    )
+    coder = _Counting()
+    result = run_bench(
+        [tiny_clip[0]],
+        tmp_path / "out",
+        codecs="x264-veryslow",
+        anchor="x264-veryslow",
+        plots=False,
+        coder=coder,
+    )
+    assert {p["codec"] for p in result.points} == {"x264-veryslow"}
+    assert coder.calls == len(CODECS["x264-veryslow"].crfs)
+
+
 def test_separate_and_nerv_points(tmp_path, tiny_clip, monkeypatch):
     """--separate fits one archive per video with its share of the fit time and sums them into one
     point; the NeRV ladder gives its own curve (weight budgets, no keyframe quality)."""
@@ -287,6 +306,7 @@ def test_plots_are_written(tmp_path):
 
 def test_parse_codecs():
     assert parse_codecs("x264, AV1") == ("x264", "av1")
+    assert parse_codecs("x265-veryslow,dnerv") == ("x265-veryslow", "dnerv")  # one configuration
     with pytest.raises(ConfigError, match="unknown codec 'vp9'"):
         parse_codecs("x264,vp9")
     with pytest.raises(ConfigError, match="no codec"):

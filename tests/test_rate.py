@@ -77,3 +77,29 @@ def test_weight_byte_budget_needs_bit_choices(tmp_path):
     with pytest.raises(ConfigError, match="weight byte budget"):
         dn.encode(video, tmp_path / "a.dnv", preset="fast", weight_bytes=0)
     assert not (tmp_path / "a.dnv").exists()
+
+
+def test_weight_share_moves_the_split():
+    def code(cfg):
+        return [bytes(400_000 // (cfg.quality + 1))]
+
+    preset = get_preset("fast")
+
+    def plan(share):
+        return plan_rate(
+            2.0, 100 * 64 * 64, preset, ModelConfig(), KeyframeConfig(), preset.quant, 64, 64, 1, code, share
+        )
+
+    small, large = plan(0.1), plan(0.6)
+    assert small.fc_dim < large.fc_dim and small.weight_bytes_estimate < large.weight_bytes_estimate
+    assert small.keyframe_bytes > large.keyframe_bytes  # the keyframes get what the weights leave
+    for share in (0.0, 1.0, -0.2):
+        with pytest.raises(ConfigError, match="weight share must be in"):
+            plan(share)
+
+
+def test_weight_share_needs_a_target(tmp_path):
+    video = make_video(tmp_path / "v.mkv", moving_frames(4, 32, 32))
+    with pytest.raises(ConfigError, match="needs a target bpp"):
+        dn.encode(video, tmp_path / "a.dnv", preset="fast", weight_share=0.3)
+    assert not (tmp_path / "a.dnv").exists()

@@ -10,6 +10,8 @@ _STYLE = {
     "dnerv-separate": {"color": "tab:orange", "marker": "o", "linestyle": "--"},
     "nerv": {"color": "tab:brown", "marker": "v"},
     "blend": {"color": "tab:gray", "marker": "x", "linestyle": "--"},
+    "plain": {"color": "tab:pink", "marker": "o", "linestyle": "-."},
+    "plain-blend": {"color": "tab:pink", "marker": "x", "linestyle": ":"},
     "x264-veryslow": {"color": "tab:blue", "marker": "s"},
     "x264-medium": {"color": "tab:blue", "marker": "s", "linestyle": ":", "alpha": 0.7},
     "x265-veryslow": {"color": "tab:green", "marker": "^"},

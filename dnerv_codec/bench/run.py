@@ -161,16 +161,18 @@ class BenchResult:
 
 
 def parse_codecs(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Families from 'x264,x265,av1,blend,dnerv' (or a list); ConfigError for unknown or none."""
+    """Families ('x264,x265,av1,blend,dnerv,nerv') or single configurations ('x265-veryslow'),
+    from a comma-separated string or a list; ConfigError for unknown or none."""
     if text is None:
         return DEFAULT_CODECS
     items = text.split(",") if isinstance(text, str) else list(text)
     names = [s.strip().lower() for s in items if s.strip()]
+    known = FAMILIES + tuple(codecs_mod.CODECS)
     if not names:
-        raise ConfigError(f"no codec given; choose from {','.join(FAMILIES)}")
-    unknown = [n for n in names if n not in FAMILIES]
+        raise ConfigError(f"no codec given; choose from {','.join(known)}")
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"unknown codec {unknown[0]!r}; choose from {','.join(FAMILIES)}")
+        raise ConfigError(f"unknown codec {unknown[0]!r}; choose from {','.join(known)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -445,13 +447,17 @@ def _neural_point(
     nbytes = sum(r["bytes"] for r in reps)
     pixels = sum(r["frames"] * r["width"] * r["height"] for r in reps)
     decoded = sum(f["decode_frames_timed"] for f in fitted)
+    blend_psnr = _frame_mean(reps, "blend_psnr")  # None for NeRV
+    psnr = _frame_mean(reps, "psnr")
     return {
         "codec": codec,
         "family": family,
         "bytes": nbytes,
         "bpp": nbytes * 8 / pixels,
-        "psnr": _frame_mean(reps, "psnr"),
+        "psnr": psnr,
         "ms_ssim": _frame_mean(reps, "ms_ssim"),
+        "blend_psnr": blend_psnr,
+        "gain_db": None if blend_psnr is None else psnr - blend_psnr,
         "frames": frames,
         "encode_fps": frames / sum(r["seconds"] for r in reps),
         "decode_fps": decoded / sum(f["decode_frames_timed"] / f["decode_fps"] for f in fitted),
@@ -465,6 +471,7 @@ def _neural_point(
         ),
         "settings": dataclasses.asdict(setting),
         "label": setting.label,
+        "archives": [f["archive"] for f in fitted],
         "videos": [],
     }
 
@@ -695,7 +702,7 @@ def run_bench(
     names = [
         c.name
         for c in codecs_mod.CODECS.values()
-        if c.family in families and (not quick or c.name in QUICK_CODECS)
+        if (c.family in families or c.name in families) and (not quick or c.name in QUICK_CODECS)
     ]
     if anchor in codecs_mod.CODECS and anchor not in names:
         names.append(anchor)  # the BD table needs the anchor's curve
