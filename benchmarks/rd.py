@@ -91,8 +91,8 @@ def middle_points(points: list[dict], curves: tuple[str, ...]) -> list[str]:
     return keys
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else format(value, spec) + suffix
 
 
 def print_tables(console: Console, points, bd, hits, classes, fit_min: float) -> None:
@@ -119,8 +119,8 @@ def print_tables(console: Console, points, bd, hits, classes, fit_min: float) ->
         table.add_row(
             row["codec"],
             row["anchor"],
-            _fmt(row["bd_rate_psnr"], "+.1%"),
-            _fmt(row["bd_rate_ms_ssim"], "+.1%"),
+            _fmt(row["bd_rate_psnr"], "+.1f", "%"),
+            _fmt(row["bd_rate_ms_ssim"], "+.1f", "%"),
             _fmt(row["bd_psnr"], "+.2f"),
             _fmt(row["psnr_at_equal_rate"], "+.2f"),
         )
