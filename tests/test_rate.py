@@ -62,12 +62,13 @@ def test_weight_byte_budget_caps_the_weights(tmp_path, one_thread):
     """weight_bytes (bench --separate's share of the joint weights) fits the bit depths to it."""
     video = make_video(tmp_path / "v.mkv", moving_frames(16, 64, 64))
     bytes_cheap = dataclasses.replace(COMPRESS, rd_slope=1e-6)  # left free, every tensor keeps 8 bits
-    kw = {"preset": "fast", "epochs": 1, "fc_dim": 8, "quant": bytes_cheap}
+    # trained for a few steps: the zero-initialised last convs have left zero, as in a real fit
+    kw = {"preset": "fast", "epochs": 20, "fc_dim": 8, "quant": bytes_cheap}
     free = dn.encode(video, tmp_path / "free.dnv", **kw)
     budget = int(free.sections["weights"] * 0.9)  # 4 bits everywhere would give about 0.8
     capped = dn.encode(video, tmp_path / "cap.dnv", weight_bytes=budget, **kw)
     assert capped.params == free.params
-    assert capped.sections["weights"] <= budget * 1.02
+    assert capped.sections["weights"] <= budget
 
 
 def test_weight_byte_budget_needs_bit_choices(tmp_path):

@@ -94,6 +94,9 @@ def _mse(trainer: Trainer, batch: dict) -> float:
     return float(F.mse_loss(pred[mask], batch["frames"][mask]))
 
 
+CALIBRATION_ROUNDS = 3  # real codings of the whole network to bring a budgeted choice within budget
+
+
 def _rate_bytes(w: torch.Tensor, bits: int) -> float:
     """Coded size estimate of one tensor at `bits`: the empirical entropy of its residuals (the
     coder lands within a few % of it) plus 2 bytes of bfloat16 scale per channel."""
@@ -143,10 +146,19 @@ def choose_bits(
         params[n].copy_(quantized_values(latent[n], quant.bits))
         measured[n] = table
         bits[n] = min(table, key=lambda b: table[b][1] + per_byte * table[b][0])
-    if weight_budget is not None:
-        bits = _fit_budget(bits, measured, rates, latent, candidates, quant, per_byte, weight_budget)
     for n, p in params.items():
         p.copy_(latent[n])
+    if weight_budget is not None:
+        budget = weight_budget
+        for _ in range(CALIBRATION_ROUNDS):
+            bits = _fit_budget(bits, measured, rates, latent, candidates, quant, per_byte, budget)
+            # the estimate leaves out the entropy models' own side information (it weighs most in
+            # small networks): check with the real coder and lower the estimate's budget to match
+            state = {k: v.detach().cpu() for k, v in trainer.net.learned_state().items()}
+            coded = len(pack_state(state, [bits[k] for k in state])[0])
+            if coded <= weight_budget:
+                break
+            budget *= weight_budget / coded
     bits = trainer.dist.broadcast(bits)  # every process fine-tunes with rank 0's choice
     return bits, measured
 
