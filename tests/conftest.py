@@ -22,12 +22,32 @@ import torch
 from typer.testing import CliRunner
 
 from dnerv_codec.cli import app
+from dnerv_codec.clips import Layout, VideoEntry
+from dnerv_codec.config import ModelConfig
+from dnerv_codec.fit.data import ClipData
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 # The shared real clips sit beside the checkout (../shared); DNERV_SHARED_VIDEOS overrides.
 SHARED_VIDEOS = Path(os.environ.get("DNERV_SHARED_VIDEOS", ROOT.parent / "shared" / "data" / "videos"))
 TRACEBACK_MARKERS = ("Traceback", 'File "')
+
+
+# ---------------------------------------------------------------- fit data without videos
+
+TINY_DNERV = ModelConfig(
+    fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2, 2), clip_len=4
+)
+"""A D-NeRV small enough for unit tests of the fit and the weight stage (clips of 4 frames)."""
+
+
+def random_clip_data(counts=(9, 5), size=(16, 24), seed=0) -> ClipData:
+    """ClipData over random uint8 videos of `counts` frames at `size`, its keyframes the frames."""
+    rng = np.random.default_rng(seed)
+    layout = Layout.build([VideoEntry(f"v{i}", 25, n, size[1], size[0]) for i, n in enumerate(counts)], 4)
+    frames = [rng.integers(0, 256, (n, *size, 3), dtype=np.uint8) for n in counts]
+    keys = np.stack([frames[v][f] for v, f in layout.keyframes])
+    return ClipData(layout, frames, keys)
 
 
 # ---------------------------------------------------------------- generated videos

@@ -2,35 +2,24 @@
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
+from conftest import TINY_DNERV as CFG
 from conftest import make_video, moving_frames
+from conftest import random_clip_data as _data
 
 import dnerv_codec as dn
-from dnerv_codec.clips import Layout, VideoEntry
 from dnerv_codec.compress.fakequant import fake_quantize, quantized_values
 from dnerv_codec.compress.prune import apply_masks, magnitude_masks, prunable
 from dnerv_codec.compress.quantize import dequantize_tensor, quantize_tensor
 from dnerv_codec.compress.weights import blob_report, class_table, pack_state, tensor_class, unpack_state
-from dnerv_codec.config import PRESETS, FitConfig, ModelConfig, QuantConfig, from_dict, to_dict
+from dnerv_codec.config import PRESETS, FitConfig, QuantConfig, from_dict, to_dict
 from dnerv_codec.errors import ConfigError
-from dnerv_codec.fit.data import ClipData
 from dnerv_codec.fit.finetune import compress_weights, fit_share
 from dnerv_codec.fit.trainer import Trainer, to_model_inputs
 from dnerv_codec.model.dnerv import DNeRV
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-CFG = ModelConfig(fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2, 2), clip_len=4)
-
-
-def _data(counts=(9, 5), size=(16, 24), seed=0):
-    rng = np.random.default_rng(seed)
-    layout = Layout.build([VideoEntry(f"v{i}", 25, n, size[1], size[0]) for i, n in enumerate(counts)], 4)
-    frames = [rng.integers(0, 256, (n, *size, 3), dtype=np.uint8) for n in counts]
-    keys = np.stack([frames[v][f] for v, f in layout.keyframes])
-    return ClipData(layout, frames, keys)
 
 
 def _trainer(epochs=4):

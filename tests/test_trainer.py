@@ -1,24 +1,14 @@
 import math
 
-import numpy as np
 import pytest
 import torch
+from conftest import TINY_DNERV as CFG
+from conftest import random_clip_data as _data
 
-from dnerv_codec.clips import Layout, VideoEntry
-from dnerv_codec.config import FitConfig, ModelConfig
-from dnerv_codec.fit.data import ClipData, epoch_order
+from dnerv_codec.config import FitConfig
+from dnerv_codec.fit.data import epoch_order
 from dnerv_codec.fit.trainer import Trainer, frame_losses, learning_rate
 from dnerv_codec.model.dnerv import DNeRV
-
-CFG = ModelConfig(fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2, 2), clip_len=4)
-
-
-def _data(counts=(9, 5), size=(16, 24), seed=0):
-    rng = np.random.default_rng(seed)
-    layout = Layout.build([VideoEntry(f"v{i}", 25, n, size[1], size[0]) for i, n in enumerate(counts)], 4)
-    frames = [rng.integers(0, 256, (n, *size, 3), dtype=np.uint8) for n in counts]
-    keys = np.stack([frames[v][f] for v, f in layout.keyframes])
-    return ClipData(layout, frames, keys)
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():

@@ -110,13 +110,13 @@ class DnervSetting:
         """The settings as cached points are keyed on. Fields added after the first bench version
         are left out while unset, so the points cached before them stay valid."""
         doc = dataclasses.asdict(self)
-        for f in dataclasses.fields(self)[_V1_FIELDS:]:
-            if doc[f.name] == f.default:
+        for f in dataclasses.fields(self):
+            if f.name not in _V1_FIELDS and doc[f.name] == f.default:
                 del doc[f.name]
         return doc
 
 
-_V1_FIELDS = 7  # preset .. seed
+_V1_FIELDS = ("preset", "keyframe_quality", "time_limit_min", "epochs", "fc_dim", "weight_bpp", "seed")
 
 
 FIT_MIN, QUICK_FIT_MIN = 3.0, 0.75
