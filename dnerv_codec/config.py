@@ -46,7 +46,8 @@ class ModelConfig:
     blend_residual: bool = True
     """Predict a correction on top of the distance-weighted blend of the warped keyframes, with the
     last conv of every flow head and of the RGB head zero-initialised (measured +3.6 dB at equal
-    fitting time in our calibration). False gives the reference network's plain RGB head."""
+    fitting time in our calibration). False gives the reference network's plain RGB head (conv1x1 to
+    (C + 3) // 4 channels, GELU, conv3x3 to RGB, as its flow heads)."""
     kind: str = "dnerv"
     """'dnerv' (keyframes + frame positions -> frames) or 'nerv', the NeRV baseline: the frame's
     position in the whole collection in, the frame out, no keyframes (model/nerv.py). enc_dim,
@@ -302,7 +303,7 @@ def _reference_shape(fc_dim: int, strides: tuple[int, ...]) -> ModelConfig:
 REFERENCE_SHAPES: dict[str, ModelConfig] = {
     # The published implementation's network, exactly: 480 frame-index features, stem hidden 512,
     # content encoder width 64, stage 0 of C0 * 2 channels, lowest width 32, clips of 8 frames,
-    # no blend residual. 3,866,519 parameters at 128x160; 15,956,984 at 256x320 (its UVG "S").
+    # no blend residual. 3,865,007 parameters at 128x160; 15,955,472 at 256x320 (its UVG "S").
     "reference-128x160": _reference_shape(64, (4, 2, 2, 2)),
     "reference-256x320": _reference_shape(166, (4, 2, 2, 2, 2)),
 }

@@ -199,3 +199,20 @@ def test_cuda_matches_cpu():
     ref = model(*x)
     out = model.cuda()(*(v.cuda() for v in x))
     torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_gtmlp_folds_the_pixel_shuffle(fmt):
+    """The fast path (shuffle inside GTMLP's copy) equals shuffle-then-mix, values and gradients."""
+    torch.manual_seed(0)
+    gt = GTMLP(channels=3, clip_len=4)
+    perturb(gt)
+    x = torch.randn(2 * 4, 3 * 4, 5, 6).contiguous(memory_format=fmt)
+    fast_in, plain_in = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fast = gt(fast_in, 4, stride=2)
+    plain = gt(torch.nn.functional.pixel_shuffle(plain_in, 2), 4)
+    torch.testing.assert_close(fast, plain, atol=1e-6, rtol=0)
+    g = torch.randn_like(plain)
+    (fast * g).sum().backward()
+    (plain * g).sum().backward()
+    torch.testing.assert_close(fast_in.grad, plain_in.grad, atol=1e-5, rtol=0)

@@ -13,6 +13,7 @@ from .layers import (
     DecoderStage,
     FlowWarp,
     NarrowConv2d,
+    PointwiseConv2d,
     PositionalEncoding,
     blend_keyframes,
     clip_instance_norm,
@@ -49,6 +50,7 @@ class DNeRV(FrameModel):
                                                                ▼ x: [BT, C_S, H, W]
     output: flow head(x) ─► warp kn start/end ─► fuse ─► blend [BT, 3, H, W]
             head(cat[x, blend]) = conv1x1 ─► GELU ─► conv3x3 ─► 3   (+ blend if blend_residual)
+            (hidden width C_S with blend_residual; the reference's (C_S + 3) // 4 without)
             ─► * std + mean ─► clamp [0, 1] ─► frames [B, T, 3, H, W]
 
     With cfg.blend_residual the last conv of every flow head and of the RGB head starts at zero, so
@@ -75,8 +77,9 @@ class DNeRV(FrameModel):
             c_in, h, w = c_out, h * s, w * s
         self.stages = nn.ModuleList(stages)
         self.out_flow = FlowWarp(c_in, height, width, zero, exact_identity=True)
+        hidden = c_in if zero else (c_in + 3) // 4  # the reference's plain head is its flow head's shape
         self.head = nn.Sequential(
-            nn.Conv2d(c_in + 3, c_in, 1), nn.GELU(), NarrowConv2d(c_in, 3, 3, padding=1)
+            PointwiseConv2d(c_in + 3, hidden), nn.GELU(), NarrowConv2d(hidden, 3, 3, padding=1)
         )
         if zero:
             nn.init.zeros_(self.head[2].weight)

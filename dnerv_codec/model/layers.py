@@ -34,6 +34,26 @@ class NarrowConv2d(nn.Conv2d):
         return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1 Conv2d that, on CPU in NCHW, runs as one batched matmul per frame.
+
+    oneDNN's NCHW 1x1 kernels are slow for few channels at high resolution; measured on 2 cores
+    at 128x160, 16 frames, 35 -> 8 channels: forward + backward 1.9x faster as baddbmm
+    (2.4x for 32 -> 8, 1.2x for 64 -> 64 at 64x80). Same parameters and state names as nn.Conv2d.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or is_channels_last(x):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        weight = self.weight.view(1, -1, c).expand(n, -1, -1)
+        y = torch.baddbmm(self.bias.view(1, -1, 1), weight, x.reshape(n, c, h * w))
+        return y.view(n, -1, h, w)
+
+
 def lerp_frames(start: Tensor, end: Tensor, w: Tensor) -> Tensor:
     """Per-frame distance-weighted fusion (1 - w) * start + w * end.
 
@@ -114,7 +134,7 @@ class FlowWarp(nn.Module):
         super().__init__()
         hidden = max(channels // 4, 1)
         self.head = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1), nn.GELU(), NarrowConv2d(hidden, 4, 3, padding=1)
+            PointwiseConv2d(channels, hidden), nn.GELU(), NarrowConv2d(hidden, 4, 3, padding=1)
         )
         if zero_init:
             nn.init.zeros_(self.head[2].weight)
@@ -159,7 +179,7 @@ class SAF(nn.Module):
 
     def __init__(self, feat_channels: int, channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(feat_channels, 2 * channels, 1)
+        self.conv = PointwiseConv2d(feat_channels, 2 * channels)
 
     def forward(self, x: Tensor, fused: Tensor) -> Tensor:
         g, b = self.conv(fused).chunk(2, dim=1)
@@ -167,15 +187,22 @@ class SAF(nn.Module):
 
 
 class NeRVBlock(nn.Module):
-    """3x3 conv -> pixel shuffle by the stride -> GELU: [N, C_in, h, w] -> [N, C_out, s*h, s*w]."""
+    """3x3 conv -> pixel shuffle by the stride -> GELU: [N, C_in, h, w] -> [N, C_out, s*h, s*w].
+
+    With shuffle=False the GELU'd conv output is returned before the shuffle, [N, C_out*s*s, h, w]
+    (GELU is elementwise, so it commutes with the shuffle), for GTMLP to fold the shuffle into its copy.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
+        self.stride = stride
         self.conv = nn.Conv2d(in_channels, out_channels * stride * stride, 3, padding=1)
         self.shuffle = nn.PixelShuffle(stride)
         self.act = nn.GELU()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, shuffle: bool = True) -> Tensor:
+        if not shuffle:
+            return self.act(self.conv(x))
         return self.act(self.shuffle(self.conv(x)))
 
 
@@ -195,22 +222,32 @@ class GTMLP(nn.Module):
             "eye", torch.eye(clip_len, device="cpu").to(torch.get_default_device()), persistent=False
         )
 
-    def forward(self, x: Tensor, frames: int) -> Tensor:
-        n, c, h, w = x.shape
+    def forward(self, x: Tensor, frames: int, stride: int = 1) -> Tensor:
+        """x [N, C*s*s, h, w], s = stride: frames before a pixel shuffle by s (1: none) -> the
+        shuffled, mixed frames [N, C, s*h, s*w]."""
+        if stride > 1 and is_channels_last(x):
+            x, stride = F.pixel_shuffle(x, stride), 1
+        n, cs2, h, w = x.shape
+        s, c = stride, cs2 // (stride * stride)
         b, t = n // frames, frames
         if t > self.weight.shape[1]:
             raise ValueError(f"clip of {t} frames exceeds the {self.weight.shape[1]} it was built for")
         # The residual is folded into the map, (I + W) x + bias, so the whole block is one
         # batched matmul over channels between two layout copies (no separate add pass).
         weight = (self.weight[:, :t, :t] + self.eye[:t, :t]).to(x.dtype)
-        bias = self.bias[:, :t].to(x.dtype).unsqueeze(-1)
+        bias = self.bias[:, :t].to(x.dtype)
         if is_channels_last(x):  # memory [B, T, h, w, C]
             xc = x.permute(0, 2, 3, 1).reshape(b, t, h * w, c).permute(3, 1, 0, 2).reshape(c, t, -1)
-            y = torch.baddbmm(bias, weight, xc).view(c, t, b, h, w)
+            y = torch.baddbmm(bias.unsqueeze(-1), weight, xc).view(c, t, b, h, w)
             return y.permute(2, 1, 3, 4, 0).reshape(n, h, w, c).permute(0, 3, 1, 2)
-        xc = x.reshape(b, t, c, h * w).permute(2, 1, 0, 3).reshape(c, t, -1)
-        y = torch.baddbmm(bias, weight, xc).view(c, t, b, h * w)
-        return y.permute(2, 1, 0, 3).reshape(n, c, h, w)
+        # NCHW: the mix runs on the unshuffled channels (channel c of the shuffled frames is channels
+        # c*s*s .. c*s*s + s*s - 1 here, so its map is repeated s*s times) and the shuffle happens in
+        # the copy back, one copy instead of two (measured 1.8x faster at 64x80 -> 128x160, 2 cores).
+        if s > 1:
+            weight, bias = weight.repeat_interleave(s * s, 0), bias.repeat_interleave(s * s, 0)
+        xc = x.reshape(b, t, cs2, h * w).permute(2, 1, 0, 3).reshape(cs2, t, -1)
+        y = torch.baddbmm(bias.unsqueeze(-1), weight, xc).view(c, s, s, t, b, h, w)
+        return y.permute(4, 3, 0, 5, 1, 6, 2).reshape(n, c, h * s, w * s)
 
 
 class DecoderStage(nn.Module):
@@ -238,7 +275,7 @@ class DecoderStage(nn.Module):
 
     def forward(self, x: Tensor, kf: Tensor, w: Tensor) -> Tensor:
         x = self.saf(x, self.flow(x, kf, w))
-        return self.gtmlp(self.block(x), w.shape[1])
+        return self.gtmlp(self.block(x, shuffle=False), w.shape[1], self.block.stride)
 
 
 class ContentEncoder(nn.Module):
