@@ -216,3 +216,19 @@ def test_gtmlp_folds_the_pixel_shuffle(fmt):
     (fast * g).sum().backward()
     (plain * g).sum().backward()
     torch.testing.assert_close(fast_in.grad, plain_in.grad, atol=1e-5, rtol=0)
+
+
+def test_narrow_conv_gives_gradients_in_the_input_layout():
+    from dnerv_codec.model.layers import NarrowConv2d
+
+    torch.manual_seed(0)
+    conv = NarrowConv2d(5, 3, 3, padding=1)
+    x = torch.randn(2, 5, 9, 7, requires_grad=True)
+    y = conv(x)
+    assert y.is_contiguous()
+    g = torch.randn_like(y)
+    y.backward(g)
+    assert x.grad.is_contiguous()
+    x2 = x.detach().clone().requires_grad_()
+    torch.nn.functional.conv2d(x2, conv.weight, conv.bias, padding=1).backward(g)
+    torch.testing.assert_close(x.grad, x2.grad, atol=1e-5, rtol=0)

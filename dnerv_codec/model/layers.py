@@ -20,18 +20,34 @@ def is_channels_last(x: Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
+class _Relayout(torch.autograd.Function):
+    """x in another memory format, with the gradient handed back in x's own format (a plain
+    .contiguous(memory_format=...) passes the gradient through as it comes, and the next backward
+    kernel then reads mixed layouts, measured 2-5x slower for GELU's)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, channels_last: bool) -> Tensor:
+        ctx.source_channels_last = is_channels_last(x)
+        return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        fmt = torch.channels_last if ctx.source_channels_last else torch.contiguous_format
+        return grad.contiguous(memory_format=fmt), None
+
+
 class NarrowConv2d(nn.Conv2d):
     """A Conv2d for few (<= 4) output channels at high resolution (flow and RGB outputs).
 
     oneDNN's NCHW kernels are 2x slower than its NHWC ones for such shapes on CPU, more than the
-    two layout copies cost, so on CPU an NCHW input is run through NHWC and returned as NCHW.
-    Same parameters and state names as nn.Conv2d.
+    two layout copies cost, so on CPU an NCHW input is run through NHWC and returned as NCHW
+    (gradients too). Same parameters and state names as nn.Conv2d.
     """
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or is_channels_last(x):
             return super().forward(x)
-        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        return _Relayout.apply(super().forward(_Relayout.apply(x, True)), False)
 
 
 class PointwiseConv2d(nn.Conv2d):
