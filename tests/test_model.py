@@ -168,6 +168,26 @@ def test_memory_formats_and_dtypes_agree():
     torch.testing.assert_close(out64.float(), ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("cfg", [SMALL, dataclasses.replace(SMALL, blend_residual=False)])
+def test_fused_output_layers_equal_the_plain_ones_with_gradients(cfg):
+    """NCHW runs the output layers on the last stage's unshuffled channels (DNeRV._output_layers);
+    channels_last runs the plain modules, head(cat[x, out_flow(x)]). Same values and gradients."""
+    torch.manual_seed(0)
+    model = DNeRV(cfg, 32, 32)
+    perturb(model)
+    x = inputs(2, 6, 32, 32)
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model.memory_format = fmt
+        model.zero_grad()
+        y = model(*x, clamp=False)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads.append((y.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=0)
+    for name, g in grads[0][1].items():
+        torch.testing.assert_close(g, grads[1][1][name], atol=1e-4, rtol=1e-4, msg=name)
+
+
 def test_gtmlp_short_clip_uses_top_left_block():
     full = GTMLP(channels=3, clip_len=8)
     perturb(full)

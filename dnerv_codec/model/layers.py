@@ -64,10 +64,16 @@ class PointwiseConv2d(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or is_channels_last(x):
             return super().forward(x)
-        n, c, h, w = x.shape
-        weight = self.weight.view(1, -1, c).expand(n, -1, -1)
-        y = torch.baddbmm(self.bias.view(1, -1, 1), weight, x.reshape(n, c, h * w))
-        return y.view(n, -1, h, w)
+        return pointwise(x, self.weight.flatten(1), self.bias)
+
+
+def pointwise(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """1x1 convolution of NCHW frames as a batched matmul: x [N, C, h, w], weight [C_out, C]."""
+    n, c, h, w = x.shape
+    weight = weight.unsqueeze(0).expand(n, -1, -1)
+    x = x.reshape(n, c, h * w)
+    y = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.view(1, -1, 1), weight, x)
+    return y.view(n, -1, h, w)
 
 
 def lerp_frames(start: Tensor, end: Tensor, w: Tensor) -> Tensor:
@@ -165,9 +171,13 @@ class FlowWarp(nn.Module):
         return F.grid_sample(kf, grid.to(kf.dtype), "bilinear", "border", align_corners=True)
 
     def forward(self, x: Tensor, kf: Tensor, w: Tensor) -> Tensor:
+        return self.warp(self.head(x), kf, w, channels_last=is_channels_last(x))
+
+    def warp(self, flow: Tensor, kf: Tensor, w: Tensor, channels_last: bool = False) -> Tensor:
+        """The warp and fusion on the head's output flow [N, 4, h, w]; NHWC out when channels_last."""
         b, t = w.shape
         e, h, wd = kf.shape[-3:]
-        flow = self.head(x).reshape(b, t, 2, 2, h, wd)  # [B, T, keyframe, (x, y), h, w]
+        flow = flow.reshape(b, t, 2, 2, h, wd)  # [B, T, keyframe, (x, y), h, w]
         kf2 = kf.reshape(b, 2, e, h, wd)
         warped = []
         for k in range(2):  # start, end keyframe (never a loop over frames)
@@ -182,7 +192,7 @@ class FlowWarp(nn.Module):
         wv = w.to(warped[0].dtype).reshape(b, 1, t, 1, 1)
         fused = torch.lerp(warped[0], warped[1], wv)  # [B, E, T, h, w]
         # Back to frames in the batch, in x's memory format (one copy either way).
-        if is_channels_last(x):
+        if channels_last:
             return fused.permute(0, 2, 3, 4, 1).contiguous().view(b * t, h, wd, e).permute(0, 3, 1, 2)
         return fused.transpose(1, 2).reshape(b * t, e, h, wd)
 
@@ -238,9 +248,13 @@ class GTMLP(nn.Module):
             "eye", torch.eye(clip_len, device="cpu").to(torch.get_default_device()), persistent=False
         )
 
-    def forward(self, x: Tensor, frames: int, stride: int = 1) -> Tensor:
+    def forward(self, x: Tensor, frames: int, stride: int = 1, shuffle: bool = True) -> Tensor:
         """x [N, C*s*s, h, w], s = stride: frames before a pixel shuffle by s (1: none) -> the
-        shuffled, mixed frames [N, C, s*h, s*w]."""
+        shuffled, mixed frames [N, C, s*h, s*w]. shuffle=False (NCHW x only) returns the mixed
+        channels as they come out of the matmul, [C, s, s, T, B, h, w], for pointwise layers that
+        commute with the shuffle (DNeRV's output layers)."""
+        if not shuffle and is_channels_last(x):
+            raise ValueError("GTMLP returns unshuffled channels for NCHW input only")
         if stride > 1 and is_channels_last(x):
             x, stride = F.pixel_shuffle(x, stride), 1
         n, cs2, h, w = x.shape
@@ -263,6 +277,8 @@ class GTMLP(nn.Module):
             weight, bias = weight.repeat_interleave(s * s, 0), bias.repeat_interleave(s * s, 0)
         xc = x.reshape(b, t, cs2, h * w).permute(2, 1, 0, 3).reshape(cs2, t, -1)
         y = torch.baddbmm(bias.unsqueeze(-1), weight, xc).view(c, s, s, t, b, h, w)
+        if not shuffle:
+            return y
         return y.permute(4, 3, 0, 5, 1, 6, 2).reshape(n, c, h * s, w * s)
 
 
@@ -289,9 +305,9 @@ class DecoderStage(nn.Module):
         self.block = NeRVBlock(in_channels, out_channels, stride)
         self.gtmlp = GTMLP(out_channels, clip_len)
 
-    def forward(self, x: Tensor, kf: Tensor, w: Tensor) -> Tensor:
+    def forward(self, x: Tensor, kf: Tensor, w: Tensor, shuffle: bool = True) -> Tensor:
         x = self.saf(x, self.flow(x, kf, w))
-        return self.gtmlp(self.block(x, shuffle=False), w.shape[1], self.block.stride)
+        return self.gtmlp(self.block(x, shuffle=False), w.shape[1], self.block.stride, shuffle)
 
 
 class ContentEncoder(nn.Module):
