@@ -11,7 +11,7 @@ Working points: 128x160 and 256x320, each with
     videos (encoder.choose_fc_dim over their 768 frames at that size).
 Measurements, each in its own subprocess (so resident-memory peaks do not mix):
   fit      Trainer.train_step on real frames (the shared videos in an on-disk frame cache, read
-           through fit.data.ClipData); frames/s over the steps after the warm-up ones. Keyframes are
+           through fit.data.ClipData); frames/s of the median step after the warm-up ones. Keyframes are
            the raw frames (keyframe coding does not change the network's cost). Batch 2 at 128x160,
            1 at 256x320 (also 32 on CUDA, and bf16 autocast on CUDA as its own row).
   decode   (a) network only: RGB frames in memory from keyframes already decoded, batch 1 (one clip
@@ -23,6 +23,14 @@ Measurements, each in its own subprocess (so resident-memory peaks do not mix):
   memory   ru_maxrss of every subprocess above, and the flatness check: the same reference
            128x160 fit (a few steps) and one pass of the data pipeline over every clip, on a
            collection of 1x and 16x the frames (the same clips written repeatedly to the frame cache).
+  side by side (with --published DIR, a checkout of github.com/boheumd/D-NeRV: its model.py and
+           utils.py are imported from there, nothing of it is copied here): the published network and
+           ours at the reference 128x160 shape, on the same inputs, in alternating subprocesses
+           (--rounds of them): a training step (MSE, AdamW; batch 2) and decode (batch 1 and 4,
+           inference mode). The published one runs with the default malloc, as its train.py does,
+           and once more with the malloc setting dnerv uses (dnerv_codec/malloc.py), so the table
+           separates that setting from the network's own speed. Its train.py also computes PSNR and
+           MS-SSIM after every step; that is left out, in its favour.
 On CUDA (found automatically) the fits and decodes run on the GPU; timings synchronize the device.
 
 Prints a table and writes JSON (default benchmarks/results/speed.json).
@@ -200,7 +208,7 @@ def work_fit(spec: dict) -> dict:
         "fc_dim": cfg.fc_dim,
         "device": str(device),
         "step_s": steady,
-        "fps": frames * len(steady) / sum(steady),
+        "fps": frames / sorted(steady)[len(steady) // 2],  # the median step: the machine is shared
         "fps_best_step": frames / min(steady),
         "loss": float(loss),
         "maxrss_mb": maxrss_mb(),
@@ -293,7 +301,77 @@ def work_decode(spec: dict) -> dict:
     return out
 
 
-WORKERS = {"fit": work_fit, "epoch": work_epoch, "decode": work_decode}
+def work_network(spec: dict) -> dict:
+    """One network on synthetic inputs at the reference 128x160 shape: per-step seconds of training
+    steps (MSE, AdamW) or inference-mode decodes. spec["impl"]: "dnerv" or "published"."""
+    import torch
+    import torch.nn.functional as F
+
+    from dnerv_codec.device import resolve_device
+
+    device = resolve_device(spec.get("device", "auto"))
+    (h, w), b, t = spec["size"], spec["batch"], 8
+    g = torch.Generator().manual_seed(0)
+    keys = torch.rand(b, 2, 3, h, w, generator=g).to(device)
+    pos, dist = torch.rand(b, t, generator=g).to(device), torch.rand(b, t, generator=g).to(device)
+    target = torch.rand(b, t, 3, h, w, generator=g).to(device)
+    torch.manual_seed(0)
+    mean, std = [0.45] * 3, [0.25] * 3
+    if spec["impl"] == "published":
+        sys.path.insert(0, spec["code"])
+        import model as published  # the checkout's model.py (imports its utils.py)
+        import utils as published_utils
+
+        net = published.DNeRV(
+            embed_length=480,
+            fc_hw="4_5",
+            fc_dim=64,
+            expansion=2,
+            stride_list=[4, 2, 2, 2],
+            lower_width=32,
+            clip_size=t,
+            device=str(device),
+            dataset_mean=mean,
+            dataset_std=std,
+        ).to(device)
+        embed = published_utils.PositionalEncoding("1.25_240")(pos).to(device)  # [B, 480, T]
+        kf = ((keys - 0.45) / 0.25).permute(0, 2, 1, 3, 4).contiguous()  # [B, 3, 2, H, W], normalised
+        target = target.permute(0, 2, 1, 3, 4)  # its output is [B, 3, T, H, W]
+        forward = lambda: net(embed, kf, dist)  # noqa: E731
+        optimizer = torch.optim.AdamW(net.parameters(), betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
+    else:
+        from dnerv_codec.config import REFERENCE_SHAPES
+        from dnerv_codec.model.dnerv import DNeRV
+
+        net = DNeRV(REFERENCE_SHAPES[f"reference-{h}x{w}"], h, w).to(device)
+        net.set_normalization(mean, std)
+        forward = lambda: net(keys, pos, dist, clamp=spec["mode"] != "fit")  # noqa: E731
+        # as fit.trainer.Trainer makes it
+        optimizer = torch.optim.AdamW(net.parameters(), betas=(0.9, 0.999), weight_decay=0, fused=True)
+
+    def step() -> None:
+        if spec["mode"] == "fit":
+            loss = F.mse_loss(forward(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        else:
+            with torch.inference_mode():
+                forward()
+
+    net.train(spec["mode"] == "fit")
+    times = []
+    for i in range(spec["warmup"] + spec["steps"]):
+        _sync(device)
+        started = time.perf_counter()
+        step()
+        _sync(device)
+        if i >= spec["warmup"]:
+            times.append(time.perf_counter() - started)
+    return {"step_s": times, "params": sum(p.numel() for p in net.parameters()), "maxrss_mb": maxrss_mb()}
+
+
+WORKERS = {"fit": work_fit, "epoch": work_epoch, "decode": work_decode, "network": work_network}
 
 
 def run_worker(spec: dict, threads: int | None) -> dict:
@@ -336,13 +414,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the workers")
     parser.add_argument("--skip-flat", action="store_true", help="skip the 1x / 16x memory check")
     parser.add_argument("--only-flat", action="store_true", help="only the 1x / 16x memory check")
+    parser.add_argument(
+        "--published", type=Path, help="a checkout of github.com/boheumd/D-NeRV: side by side"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the side by side")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
     args = parser.parse_args()
     if args.worker:
         from dnerv_codec.malloc import keep_freed_memory
 
-        keep_freed_memory()  # as the dnerv command does in its own process
         spec = json.loads(args.worker)
+        if spec.get("malloc", True):
+            keep_freed_memory()  # as the dnerv command does in its own process
         print(json.dumps(WORKERS[spec["task"]](spec)))
         return
 
@@ -352,6 +435,8 @@ def main() -> None:
 
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
+    if args.published is not None and not (args.published / "model.py").is_file():
+        sys.exit(f"--published {args.published}: no model.py there (a checkout of boheumd/D-NeRV)")
     started = time.perf_counter()
     files = sorted(p for p in args.videos.glob("*.mp4") if p.is_file())
     if not files:
@@ -369,7 +454,7 @@ def main() -> None:
                 cfg = model_config(shape, h, w)
                 name = f"{shape}-{h}x{w}"
                 fit_batches = [1 if big else 2] + ([32] if cuda else [])
-                warm, steps = (1, 2) if args.quick else ((2, 3) if big else (2, 5))
+                warm, steps = (1, 2) if args.quick else ((2, 3) if big else (2, 8))
                 if cuda:
                     warm, steps = 10, 30
                 base = {
@@ -459,9 +544,11 @@ def main() -> None:
                     )
                     log(f"  fit {fit['maxrss_mb']:.0f} MB, data epoch {epoch['maxrss_mb']:.0f} MB")
 
+    side = side_by_side(args, device) if args.published is not None else None
     doc = {
         "rows": rows,
         "flatness": flat,
+        "side_by_side": side,
         "machine": {
             "cpus": os.cpu_count(),
             "device": str(device),
@@ -478,6 +565,57 @@ def main() -> None:
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print_table(doc)
     print(f"wrote {args.json}")
+
+
+SIDE_IMPLS = (  # (name, spec): the published network as its train.py runs it, then with our malloc
+    ("published", {"impl": "published", "malloc": False}),
+    ("published + dnerv malloc", {"impl": "published", "malloc": True}),
+    ("dnerv", {"impl": "dnerv", "malloc": True}),
+)
+SIDE_MODES = (("fit b2", "fit", 2), ("decode b1", "decode", 1), ("decode b4", "decode", 4))
+
+
+def side_by_side(args, device) -> dict:
+    """Alternating subprocesses, round after round; per cell the median of the rounds' median steps."""
+    import statistics
+
+    quick = args.quick
+    steps = {"fit": (1, 3) if quick else (2, 6), "decode": (1, 5) if quick else (2, 12)}
+    rounds = 1 if quick else args.rounds
+    runs: dict[str, list[float]] = {}
+    params = {}
+    for r in range(rounds):
+        for label, mode, batch in SIDE_MODES:
+            for name, impl in SIDE_IMPLS:
+                warm, n = steps[mode]
+                spec = impl | {
+                    "task": "network",
+                    "code": str(args.published.resolve()),
+                    "size": (128, 160),
+                    "mode": mode,
+                    "batch": batch,
+                    "warmup": warm,
+                    "steps": n,
+                    "device": str(device),
+                }
+                out = run_worker(spec, args.threads)
+                runs.setdefault(f"{name} | {label}", []).append(statistics.median(out["step_s"]))
+                params[name] = out["params"]
+                log(
+                    f"side by side, round {r + 1}/{rounds}: {name}, {label}: {8 * batch / runs[f'{name} | {label}'][-1]:.1f} frames/s"
+                )
+    cells = {}
+    for key, seconds in runs.items():
+        name, label = key.split(" | ")
+        batch = dict((m[0], m[2]) for m in SIDE_MODES)[label]
+        cells.setdefault(label, {})[name] = {
+            "fps": 8 * batch / statistics.median(seconds),
+            "round_fps": [8 * batch / x for x in seconds],
+        }
+    for row in cells.values():
+        for name in row:
+            row[name]["vs_published"] = row[name]["fps"] / row["published"]["fps"]
+    return {"code": str(args.published), "rounds": rounds, "params": params, "cells": cells}
 
 
 def print_table(doc: dict) -> None:
@@ -508,6 +646,16 @@ def print_table(doc: dict) -> None:
             print(
                 f"{point if i == 0 else '':<20} {params if i == 0 else '':>10} {label:<34} {value:>10.2f} {rss:>12}"
             )
+    side = doc.get("side_by_side")
+    if side:
+        names = [n for n, _ in SIDE_IMPLS]
+        print(
+            f"side by side, reference 128x160 ({side['rounds']} alternating rounds): frames/s (x published)"
+        )
+        print(f"{'':<12}" + "".join(f"{n:>28}" for n in names))
+        for label, row in side["cells"].items():
+            cells = [f"{row[n]['fps']:.1f} ({row[n]['vs_published']:.2f}x)" for n in names]
+            print(f"{label:<12}" + "".join(f"{c:>28}" for c in cells))
     if doc["flatness"]:
         print("memory flatness (reference-128x160, batch 2): peak RSS MB")
         print(f"{'collection':<12} {'frames':>7} {'keyframes':<10} {'fit':>8} {'data epoch':>11}")
