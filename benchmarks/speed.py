@@ -64,7 +64,16 @@ def log(message: str) -> None:
 
 
 def maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """Peak resident memory of this process. On Linux, VmHWM of its own address space: ru_maxrss
+    also counts the peak of the parent's address space at fork/exec (the kernel carries it over), so
+    a subprocess started by a big parent reported the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; macOS: bytes
 
 
 # ------------------------------------------------------------------ shapes
@@ -388,11 +397,11 @@ def run_worker(spec: dict, threads: int | None) -> dict:
 def first_frame(archive: Path, clip: int) -> dict:
     """Cold process: import, open the archive, decode one clip; wall time and peak memory."""
     code = (
-        "import time, resource, json; t0 = time.perf_counter()\n"
+        "import time, json; t0 = time.perf_counter()\n"
         "import dnerv_codec as dn\n"
         f"a = dn.open({str(archive)!r}); f = a.decode_clip({clip}); f[0].sum().item()\n"
-        "print(json.dumps({'inside_s': time.perf_counter() - t0,"
-        " 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); from speed import maxrss_mb\n"
+        "print(json.dumps({'inside_s': time.perf_counter() - t0, 'maxrss_mb': maxrss_mb()}))"
     )
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
