@@ -53,7 +53,11 @@ def test_clip_batches_from_the_cache_equal_those_from_memory(tmp_path):
     write_frames(tmp_path / "v.u8", frames, 8, 8)
     layout = Layout.build([VideoEntry("v", 25.0, 13, 8, 8)], 4)
     keys = np.stack([frames[f] for _, f in layout.keyframes])
-    mapped = ClipData(layout, [open_frames(tmp_path / "v.u8", 8, 8)], keys).batch(range(len(layout.clips)))
+    write_frames(tmp_path / "k.u8", keys, 8, 8)
+    mapped_keys = open_frames(tmp_path / "k.u8", 8, 8)
+    mapped = ClipData(layout, [open_frames(tmp_path / "v.u8", 8, 8)], mapped_keys).batch(
+        range(len(layout.clips))
+    )
     plain = ClipData(layout, [frames], keys).batch(range(len(layout.clips)))
     for name in plain:
         assert torch.equal(mapped[name], plain[name]), name

@@ -48,7 +48,12 @@ class ClipData:
             "mask": self.mask[list(indices)],
         }
         if self.keyframes is not None:
-            keys = np.stack([self.keyframes[[c.key_start, c.key_end]] for c in clips])
+            keys = np.stack(
+                [
+                    np.concatenate([read_frames(self.keyframes, k, 1) for k in (c.key_start, c.key_end)])
+                    for c in clips
+                ]
+            )
             out["keyframes"] = torch.from_numpy(keys).permute(0, 1, 4, 2, 3)
         if with_frames:
             T = self.layout.clip_len
