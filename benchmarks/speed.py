@@ -20,7 +20,7 @@ Measurements, each in its own subprocess (so resident-memory peaks do not mix):
            FFV1 .mkv with video.write.write_video. The archive holds the network with its initial
            weights, quantized and coded as encode would (weights do not change the cost).
   first    a cold `python -c` that opens the archive and decodes one random clip: wall time.
-  memory   ru_maxrss of every subprocess above, and the flatness check: the same reference
+  memory   peak resident memory (VmHWM) of every subprocess above, and the flatness check: the same reference
            128x160 fit (a few steps) and one pass of the data pipeline over every clip, on a
            collection of 1x and 16x the frames (the same clips written repeatedly to the frame cache).
   side by side (with --published DIR, a checkout of github.com/boheumd/D-NeRV: its model.py and
@@ -153,6 +153,19 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _step_seconds(step, warmup: int, steps: int, device) -> list[float]:
+    """Seconds of each of `steps` calls step(i) after `warmup` untimed ones (the device synchronized)."""
+    times = []
+    for i in range(warmup + steps):
+        _sync(device)
+        started = time.perf_counter()
+        step(i)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def _clip_data(spec: dict):
     import numpy as np
 
@@ -198,19 +211,13 @@ def work_fit(spec: dict) -> dict:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
     order = order * (1 + (batch * (spec["warmup"] + spec["steps"])) // len(order))
     model.train()
-    times = []
-    for i in range(spec["warmup"] + spec["steps"]):
-        chunk = order[i * batch : (i + 1) * batch]
-        _sync(device)
-        started = time.perf_counter()
-        if amp:
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                loss, _ = trainer.train_step(chunk, 1e-4)
-        else:
-            loss, _ = trainer.train_step(chunk, 1e-4)
-        _sync(device)
-        times.append(time.perf_counter() - started)
-    steady = times[spec["warmup"] :]
+    losses = []
+
+    def step(i: int) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
+            losses.append(trainer.train_step(order[i * batch : (i + 1) * batch], 1e-4)[0])
+
+    steady = _step_seconds(step, spec["warmup"], spec["steps"], device)
     frames = batch * cfg.clip_len
     return {
         "params": sum(p.numel() for p in model.parameters()),
@@ -219,7 +226,7 @@ def work_fit(spec: dict) -> dict:
         "step_s": steady,
         "fps": frames / sorted(steady)[len(steady) // 2],  # the median step: the machine is shared
         "fps_best_step": frames / min(steady),
-        "loss": float(loss),
+        "loss": float(losses[-1]),
         "maxrss_mb": maxrss_mb(),
     }
 
@@ -358,7 +365,7 @@ def work_network(spec: dict) -> dict:
         # as fit.trainer.Trainer makes it
         optimizer = torch.optim.AdamW(net.parameters(), betas=(0.9, 0.999), weight_decay=0, fused=True)
 
-    def step() -> None:
+    def step(_: int) -> None:
         if spec["mode"] == "fit":
             loss = F.mse_loss(forward(), target)
             optimizer.zero_grad(set_to_none=True)
@@ -369,14 +376,7 @@ def work_network(spec: dict) -> dict:
                 forward()
 
     net.train(spec["mode"] == "fit")
-    times = []
-    for i in range(spec["warmup"] + spec["steps"]):
-        _sync(device)
-        started = time.perf_counter()
-        step()
-        _sync(device)
-        if i >= spec["warmup"]:
-            times.append(time.perf_counter() - started)
+    times = _step_seconds(step, spec["warmup"], spec["steps"], device)
     return {"step_s": times, "params": sum(p.numel() for p in net.parameters()), "maxrss_mb": maxrss_mb()}
 
 
@@ -591,7 +591,8 @@ def side_by_side(args, device) -> dict:
     quick = args.quick
     steps = {"fit": (1, 3) if quick else (2, 6), "decode": (1, 5) if quick else (2, 12)}
     rounds = 1 if quick else args.rounds
-    runs: dict[str, list[float]] = {}
+    frames = {label: 8 * batch for label, _, batch in SIDE_MODES}
+    runs: dict[tuple[str, str], list[float]] = {}  # (mode label, implementation): median step per round
     params = {}
     for r in range(rounds):
         for label, mode, batch in SIDE_MODES:
@@ -608,18 +609,17 @@ def side_by_side(args, device) -> dict:
                     "device": str(device),
                 }
                 out = run_worker(spec, args.threads)
-                runs.setdefault(f"{name} | {label}", []).append(statistics.median(out["step_s"]))
+                seconds = statistics.median(out["step_s"])
+                runs.setdefault((label, name), []).append(seconds)
                 params[name] = out["params"]
                 log(
-                    f"side by side, round {r + 1}/{rounds}: {name}, {label}: {8 * batch / runs[f'{name} | {label}'][-1]:.1f} frames/s"
+                    f"side by side, round {r + 1}/{rounds}: {name}, {label}: {frames[label] / seconds:.1f} frames/s"
                 )
     cells = {}
-    for key, seconds in runs.items():
-        name, label = key.split(" | ")
-        batch = dict((m[0], m[2]) for m in SIDE_MODES)[label]
+    for (label, name), seconds in runs.items():
         cells.setdefault(label, {})[name] = {
-            "fps": 8 * batch / statistics.median(seconds),
-            "round_fps": [8 * batch / x for x in seconds],
+            "fps": frames[label] / statistics.median(seconds),
+            "round_fps": [frames[label] / x for x in seconds],
         }
     for row in cells.values():
         for name in row:

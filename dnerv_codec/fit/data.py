@@ -48,12 +48,9 @@ class ClipData:
             "mask": self.mask[list(indices)],
         }
         if self.keyframes is not None:
-            keys = np.stack(
-                [
-                    np.concatenate([read_frames(self.keyframes, k, 1) for k in (c.key_start, c.key_end)])
-                    for c in clips
-                ]
-            )
+            # one read of the keyframes start..end (adjacent, or the same one), then those two
+            spans = (read_frames(self.keyframes, c.key_start, c.key_end - c.key_start + 1) for c in clips)
+            keys = np.stack([span[[0, -1]] for span in spans])
             out["keyframes"] = torch.from_numpy(keys).permute(0, 1, 4, 2, 3)
         if with_frames:
             T = self.layout.clip_len

@@ -221,7 +221,6 @@ class NeRVBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
-        self.stride = stride
         self.conv = nn.Conv2d(in_channels, out_channels * stride * stride, 3, padding=1)
         self.shuffle = nn.PixelShuffle(stride)
         self.act = nn.GELU()
@@ -307,7 +306,8 @@ class DecoderStage(nn.Module):
 
     def forward(self, x: Tensor, kf: Tensor, w: Tensor, shuffle: bool = True) -> Tensor:
         x = self.saf(x, self.flow(x, kf, w))
-        return self.gtmlp(self.block(x, shuffle=False), w.shape[1], self.block.stride, shuffle)
+        stride = self.block.shuffle.upscale_factor
+        return self.gtmlp(self.block(x, shuffle=False), w.shape[1], stride, shuffle)
 
 
 class ContentEncoder(nn.Module):
