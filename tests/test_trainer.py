@@ -56,3 +56,51 @@ def test_fit_lowers_the_loss_and_is_reproducible():
     _, _, again, params_again = run()
     assert all(torch.equal(a, b) for a, b in zip(params, params_again, strict=True))
     assert again.loss == result.loss
+
+
+@pytest.mark.parametrize("win", [11, 7, 3])
+def test_ssim_matches_pytorch_msssim_values_and_gradients(win):
+    from pytorch_msssim import ssim as reference
+
+    from dnerv_codec.fit.ssim import ssim
+
+    torch.manual_seed(0)
+    target = torch.rand(3, 3, 20, 27)
+    pred = (target + 0.1 * torch.randn_like(target)).requires_grad_()
+    ours = ssim(pred, target, win)
+    theirs = reference(pred, target, data_range=1.0, size_average=False, win_size=win)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    weights = torch.tensor([1.0, -2.0, 0.5])
+    (g_ours,) = torch.autograd.grad((ours * weights).sum(), pred)
+    (g_theirs,) = torch.autograd.grad((theirs * weights).sum(), pred)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=1e-4, atol=1e-7)
+
+
+def test_ssim_statistics_stay_float32_under_autocast():
+    from dnerv_codec.fit.ssim import ssim
+
+    torch.manual_seed(0)
+    target = torch.rand(2, 3, 16, 16)
+    pred = target + 0.01 * torch.randn_like(target)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = ssim(pred, target)
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, ssim(pred, target), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="win_size"):
+        ssim(pred, target, win_size=17)
+
+
+def test_train_step_loss_without_padded_frames_equals_the_masked_loss():
+    data = _data(counts=(8, 8))  # clips of 4: every frame real
+    torch.manual_seed(0)
+    model = DNeRV(CFG, 16, 24)
+    trainer = Trainer(model, data, FitConfig(epochs=1, batch_size=2), torch.device("cpu"))
+    batch = data.batch([0, 3])
+    assert bool(batch["mask"].all())
+    frames = batch["frames"].float() / 255
+    with torch.no_grad():
+        pred = model(batch["keyframes"].float() / 255, batch["t"], batch["w"], clamp=False)
+        mask = batch["mask"]
+        expected = frame_losses(pred[mask], frames[mask], trainer.cfg.loss).mean()
+    loss, _ = trainer.train_step([0, 3], lr=0.0)
+    torch.testing.assert_close(loss, expected)

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from pytorch_msssim import ssim
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import FitConfig
 from ..malloc import keep_freed_memory
 from .data import ClipData, epoch_order
 from .distributed import Dist
+from .ssim import ssim
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def frame_losses(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.T
         return err.flatten(1).mean(1)
     side = min(pred.shape[-2:])
     win = max(min(11, side - (1 - side % 2)), 1)  # odd window that fits the frame
-    one_minus_ssim = 1 - ssim(pred, target, data_range=1.0, size_average=False, win_size=win)
+    one_minus_ssim = 1 - ssim(pred, target, win)
     if kind == "l1_ssim":
         return 0.7 * (pred - target).abs().flatten(1).mean(1) + 0.3 * one_minus_ssim
     return (pred - target).square().flatten(1).mean(1) + 0.03 * one_minus_ssim
@@ -173,12 +173,17 @@ class Trainer:
         # A process left without a clip (a short last batch) still joins the gradient all-reduce,
         # with a clip whose loss counts zero.
         weight = 1.0 if share else 0.0
-        batch = to_model_inputs(self.data.batch(share or global_batch[:1]), self.device)
+        host = self.data.batch(share or global_batch[:1])
+        every_frame = bool(host["mask"].all())  # read on the host: no device sync
+        batch = to_model_inputs(host, self.device)
         if self.hooks is not None:
             self.hooks.before_forward()
         pred = self.model(batch["keyframes"], batch["t"], batch["w"], clamp=False)
-        mask = batch["mask"]
-        pred, target = pred[mask], batch["frames"][mask]
+        if every_frame:  # no padded frame: views, not the masked copies (and their scatter backward)
+            pred, target = pred.flatten(0, 1), batch["frames"].flatten(0, 1)
+        else:
+            mask = batch["mask"]
+            pred, target = pred[mask], batch["frames"][mask]
         # Mean over the frames of the GLOBAL batch; DDP averages gradients over `world` processes.
         loss = frame_losses(pred, target, self.cfg.loss).sum() * (weight * self.world / global_frames)
         self.optimizer.zero_grad(set_to_none=True)
