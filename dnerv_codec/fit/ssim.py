@@ -31,7 +31,9 @@ def ssim(pred: Tensor, target: Tensor, win_size: int = 11, data_range: float = 1
     five local statistics are filtered as two stacked depthwise convolutions (the three that carry
     gradients to pred, then, without autograd, the two of the target alone) instead of ten separate
     ones. Measured on a 2-core CPU, forward + backward: 64 -> 43 ms for 16 frames at 128x160,
-    133 -> 105 ms for 8 at 256x320.
+    133 -> 105 ms for 8 at 256x320; a whole fit step of the default preset 4-10% faster. The target
+    is made contiguous first: frames arrive channels-last from the frame cache, and mixing layouts
+    in the elementwise steps is slower.
 
     Computed in float32 with autocast off: sigma^2 = E[x^2] - mu^2 cancels catastrophically in bf16.
     """
@@ -41,7 +43,7 @@ def ssim(pred: Tensor, target: Tensor, win_size: int = 11, data_range: float = 1
             f"win_size must be odd and at most the frame's smaller side ({side}), got {win_size}"
         )
     with torch.autocast(pred.device.type, enabled=False):
-        x, y = pred.float(), target.float()
+        x, y = pred.float(), target.float().contiguous()
         g = gaussian_window(win_size).to(x.device)
         c = x.shape[1]
         mu_x, xx, xy = _blur(torch.cat([x, x * x, x * y], dim=1), g).split(c, dim=1)
