@@ -63,6 +63,26 @@ def test_clip_batches_from_the_cache_equal_those_from_memory(tmp_path):
         assert torch.equal(mapped[name], plain[name]), name
 
 
+def test_clip_batches_hold_each_clips_frames_padded_and_its_two_keyframes(tmp_path):
+    frames = np.random.default_rng(2).integers(0, 256, (13, 8, 8, 3), dtype=np.uint8)
+    write_frames(tmp_path / "v.u8", frames, 8, 8)
+    layout = Layout.build([VideoEntry("v", 25.0, 13, 8, 8)], 4)
+    keys = np.stack([frames[f] for _, f in layout.keyframes])
+    data = ClipData(layout, [open_frames(tmp_path / "v.u8", 8, 8)], keys)
+    order = list(reversed(range(len(layout.clips))))
+    batch = data.batch(order)
+    assert any(layout.clips[i].length < 4 for i in order)  # a short clip is padded
+    for b, i in enumerate(order):
+        c = layout.clips[i]
+        clip = frames[c.start : c.start + c.length]
+        clip = np.concatenate([clip, np.repeat(clip[-1:], 4 - c.length, axis=0)])
+        np.testing.assert_array_equal(batch["frames"][b].permute(0, 2, 3, 1).numpy(), clip)
+        np.testing.assert_array_equal(
+            batch["keyframes"][b].permute(0, 2, 3, 1).numpy(), keys[[c.key_start, c.key_end]]
+        )
+        assert batch["mask"][b].tolist() == [k < c.length for k in range(4)]
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_network_and_blend_in_one_pass_equal_two_passes():
     archive = Archive(FIXTURE, "cpu")

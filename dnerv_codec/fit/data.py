@@ -38,9 +38,15 @@ class ClipData:
     def __len__(self) -> int:
         return len(self.layout.clips)
 
-    def batch(self, indices: Sequence[int], with_frames: bool = True) -> dict[str, torch.Tensor]:
+    def batch(
+        self, indices: Sequence[int], with_frames: bool = True, pin_memory: bool = False
+    ) -> dict[str, torch.Tensor]:
         """A batch of clips: keyframes uint8 [B, 2, 3, H, W] (when there are keyframes), frames uint8 [B, T, 3, H, W] (short clips
-        padded by repeating their last frame; `mask` [B, T] marks real ones), t and w [B, T]."""
+        padded by repeating their last frame; `mask` [B, T] marks real ones), t and w [B, T].
+
+        Frames are read straight into the batch's own memory (page-locked with pin_memory, so that
+        a CUDA copy from it is asynchronous), laid out [B, T, H, W, 3] as the cache stores them;
+        the [B, T, 3, H, W] tensors are views of it."""
         clips = [self.layout.clips[i] for i in indices]
         out = {
             "t": self.t[list(indices)],
@@ -48,36 +54,47 @@ class ClipData:
             "mask": self.mask[list(indices)],
         }
         if self.keyframes is not None:
-            # one read of the keyframes start..end (adjacent, or the same one), then those two
-            spans = (read_frames(self.keyframes, c.key_start, c.key_end - c.key_start + 1) for c in clips)
-            keys = np.stack([span[[0, -1]] for span in spans])
-            out["keyframes"] = torch.from_numpy(keys).permute(0, 1, 4, 2, 3)
+            keys = torch.empty(
+                (len(clips), 2, *self.keyframes.shape[1:]), dtype=torch.uint8, pin_memory=pin_memory
+            )
+            for c, dst in zip(clips, keys.numpy(), strict=True):
+                if c.key_end == c.key_start + 1:  # adjacent, as consecutive clips' are: one read
+                    read_frames_into(self.keyframes, c.key_start, dst)
+                else:
+                    read_frames_into(self.keyframes, c.key_start, dst[:1])
+                    read_frames_into(self.keyframes, c.key_end, dst[1:])
+            out["keyframes"] = keys.permute(0, 1, 4, 2, 3)
         if with_frames:
             T = self.layout.clip_len
-            frames = []
-            for c in clips:
-                clip = read_frames(self.frames[c.video], c.start, c.length)
-                if c.length < T:
-                    clip = np.concatenate([clip, np.repeat(clip[-1:], T - c.length, axis=0)])
-                frames.append(clip)
-            out["frames"] = torch.from_numpy(np.stack(frames)).permute(0, 1, 4, 2, 3)
+            shape = (len(clips), T, *self.frames[0].shape[1:])  # every video is at the working size
+            frames = torch.empty(shape, dtype=torch.uint8, pin_memory=pin_memory)
+            for c, dst in zip(clips, frames.numpy(), strict=True):
+                read_frames_into(self.frames[c.video], c.start, dst[: c.length])
+                dst[c.length :] = dst[c.length - 1]  # a short clip repeats its last frame
+            out["frames"] = frames.permute(0, 1, 4, 2, 3)
         return out
 
 
 def read_frames(frames: np.ndarray, start: int, count: int) -> np.ndarray:
-    """A copy of frames[start : start + count]. From a memory-mapped cache file (video.cache) the
-    bytes are read with a plain file read, not through the map: pages touched through a map count
-    in this process's resident memory, which would then grow with the collection over an epoch."""
-    if not isinstance(frames, np.memmap) or frames.filename is None or frames.ndim != 4:
-        return np.array(frames[start : start + count])
+    """A copy of frames[start : start + count] (see read_frames_into)."""
     count = max(0, min(count, len(frames) - start))
     out = np.empty((count, *frames.shape[1:]), frames.dtype)
+    read_frames_into(frames, start, out)
+    return out
+
+
+def read_frames_into(frames: np.ndarray, start: int, out: np.ndarray) -> None:
+    """Copy frames[start : start + len(out)] into out. From a memory-mapped cache file (video.cache)
+    the bytes are read with a plain file read, not through the map: pages touched through a map
+    count in this process's resident memory, which would then grow with the collection over an epoch."""
+    if not isinstance(frames, np.memmap) or frames.filename is None or frames.ndim != 4:
+        out[...] = frames[start : start + len(out)]
+        return
     frame_bytes = out.itemsize * int(np.prod(frames.shape[1:]))
     with open(frames.filename, "rb", buffering=0) as f:
         f.seek(frames.offset + start * frame_bytes)
         if f.readinto(memoryview(out).cast("B")) != out.nbytes:
             raise OSError(f"short read from the frame cache {frames.filename}")
-    return out
 
 
 def epoch_order(num_clips: int, seed: int, epoch: int) -> torch.Tensor:
