@@ -194,6 +194,7 @@ def work_fit(spec: dict) -> dict:
 
     from dnerv_codec.config import FitConfig
     from dnerv_codec.device import resolve_device
+    from dnerv_codec.fit.prefetch import Prefetcher
     from dnerv_codec.fit.trainer import Trainer
     from dnerv_codec.model.dnerv import DNeRV
 
@@ -211,15 +212,22 @@ def work_fit(spec: dict) -> dict:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
     order = order * (1 + (batch * (spec["warmup"] + spec["steps"])) // len(order))
     model.train()
-    losses = []
+    losses, waited = [], []
+    # as Trainer.run reads them: ahead, in a thread; `waited` is the time a step waited for its batch
+    batches = Prefetcher(iter(order[i : i + batch] for i in range(0, len(order), batch)), trainer.host_batch)
 
     def step(i: int) -> None:
+        before = batches.waited_s
+        global_batch, host = next(batches)
+        waited.append(batches.waited_s - before)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
-            losses.append(trainer.train_step(order[i * batch : (i + 1) * batch], 1e-4)[0])
+            losses.append(trainer.train_step(global_batch, 1e-4, host)[0])
 
-    steady = _step_seconds(step, spec["warmup"], spec["steps"], device)
+    with batches:
+        steady = _step_seconds(step, spec["warmup"], spec["steps"], device)
     frames = batch * cfg.clip_len
     return {
+        "data_wait_share": sum(waited[spec["warmup"] :]) / sum(steady),
         "params": sum(p.numel() for p in model.parameters()),
         "fc_dim": cfg.fc_dim,
         "device": str(device),

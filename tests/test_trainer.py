@@ -104,3 +104,25 @@ def test_train_step_loss_without_padded_frames_equals_the_masked_loss():
         expected = frame_losses(pred[mask], frames[mask], trainer.cfg.loss).mean()
     loss, _ = trainer.train_step([0, 3], lr=0.0)
     torch.testing.assert_close(loss, expected)
+
+
+def test_run_with_batches_read_ahead_follows_the_plain_step_loop():
+    data = _data()
+    cfg = FitConfig(epochs=2, batch_size=2, lr=1e-2)
+
+    def model():
+        torch.manual_seed(0)
+        return DNeRV(CFG, 16, 24)
+
+    ahead = Trainer(model(), data, cfg, torch.device("cpu"))
+    reports = []
+    ahead.run(on_progress=reports.append)
+    plain = Trainer(model(), data, cfg, torch.device("cpu"))
+    batches = plain._batches()
+    while (progress := plain.progress(0.0)) < 1.0:
+        plain.train_step(next(batches), learning_rate(cfg, progress))
+        plain.step += 1
+    assert ahead.step == plain.step == 2 * 3
+    for a, b in zip(ahead.net.parameters(), plain.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert reports and reports[-1].step == ahead.step  # the last step is always reported

@@ -227,7 +227,7 @@ def compress_weights(
         trainer.hooks = hooks
         trainer.net.train()
         schedule = dataclasses.replace(cfg, lr=cfg.lr * FINETUNE_LR, warmup_frac=0.0)
-        batches = trainer._batches()
+        batches = trainer.prefetched_batches()
         try:
             while True:
                 elapsed, _ = trainer.dist.agree(time.monotonic() - started, False)
@@ -239,12 +239,14 @@ def compress_weights(
                 progress = max(parts)
                 if progress >= 1.0:
                     break
-                trainer.train_step(next(batches), learning_rate(schedule, progress))
+                global_batch, host = next(batches)
+                trainer.train_step(global_batch, learning_rate(schedule, progress), host)
                 trainer.step += 1
                 steps += 1
                 if on_progress is not None:
                     on_progress(min(progress, 1.0))
         finally:
+            batches.close()
             trainer.hooks = None
             trainer.net.eval()
     apply_masks(params, masks)

@@ -22,7 +22,10 @@ from ..config import FitConfig
 from ..malloc import keep_freed_memory
 from .data import ClipData, epoch_order
 from .distributed import Dist
+from .prefetch import Prefetcher
 from .ssim import ssim
+
+REPORT_EVERY_S = 0.25  # progress reports read the loss, which waits for a GPU to finish its queue
 
 
 @dataclass(frozen=True)
@@ -155,25 +158,39 @@ class Trainer:
         return max(parts)
 
     def _batches(self) -> Iterator[list[int]]:
-        """Global batches (clip indices) from the current step on."""
+        """Global batches (clip indices) from the current step on. Positions are counted here, not
+        read from self.step, which lags behind while batches are read ahead."""
+        step = self.step
         while True:
-            epoch, offset = divmod(self.step, self.steps_per_epoch)
+            epoch, offset = divmod(step, self.steps_per_epoch)
             order = epoch_order(len(self.data), self.cfg.seed, epoch)
             for b in range(offset, self.steps_per_epoch):
-                chunk = order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size].tolist()
-                yield chunk
+                yield order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size].tolist()
+                step += 1
+
+    def prefetched_batches(self) -> Prefetcher[list[int], dict[str, torch.Tensor]]:
+        """(global batch, this process's host batch) from the current step on, read ahead in a
+        background thread while the device runs the step (close it when done)."""
+        return Prefetcher(self._batches(), self.host_batch)
+
+    def host_batch(self, global_batch: list[int]) -> dict[str, torch.Tensor]:
+        """This process's share of a global batch, read from the cache (into pinned memory for CUDA).
+        A process left without a clip (a short last batch) gets one, whose loss counts zero."""
+        share = global_batch[self.rank :: self.world]
+        return self.data.batch(share or global_batch[:1], pin_memory=self.device.type == "cuda")
 
     # -- one step --------------------------------------------------------------------------
-    def train_step(self, global_batch: list[int], lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step on this process's share of a global batch of clips."""
+    def train_step(
+        self, global_batch: list[int], lr: float, host: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on this process's share of a global batch of clips (`host`: its
+        host_batch, when read ahead)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         global_frames = int(self.data.mask[global_batch].sum())
-        share = global_batch[self.rank :: self.world]
-        # A process left without a clip (a short last batch) still joins the gradient all-reduce,
-        # with a clip whose loss counts zero.
-        weight = 1.0 if share else 0.0
-        host = self.data.batch(share or global_batch[:1])
+        # A process without a clip still joins the gradient all-reduce, with a zero-weight clip.
+        weight = 1.0 if global_batch[self.rank :: self.world] else 0.0
+        host = self.host_batch(global_batch) if host is None else host
         every_frame = bool(host["mask"].all())  # read on the host: no device sync
         batch = to_model_inputs(host, self.device)
         if self.hooks is not None:
@@ -210,8 +227,8 @@ class Trainer:
         last_save = time.monotonic()
         loss = psnr = math.nan
         loss_t = mse_t = None
-        batches = self._batches()
-        with _deferred_interrupt() as interrupted:
+        reported = time.monotonic()
+        with _deferred_interrupt() as interrupted, self.prefetched_batches() as batches:
             while True:
                 # every process follows the same clock and stops together (one all-reduce a step)
                 elapsed, stop_now = self.dist.agree(time.monotonic() - start, interrupted())
@@ -222,21 +239,28 @@ class Trainer:
                 progress = self.progress(elapsed)
                 if progress >= 1.0:
                     break
-                loss_t, mse_t = self.train_step(next(batches), learning_rate(self.cfg, progress))
+                global_batch, host = next(batches)
+                loss_t, mse_t = self.train_step(global_batch, learning_rate(self.cfg, progress), host)
                 self.step += 1
                 self.elapsed = time.monotonic() - start
-                if on_progress is not None:  # reading the loss syncs a GPU: only when it is shown
-                    loss, psnr = _loss_and_psnr(loss_t, mse_t)
-                    frac = min(self.progress(self.elapsed), 1.0)
-                    epoch = self.step // self.steps_per_epoch
-                    on_progress(FitProgress(self.step, epoch, frac, loss, psnr, self.elapsed))
+                # Reading the loss waits for a GPU to finish the step: a few times a second only.
+                if on_progress is not None and time.monotonic() - reported >= REPORT_EVERY_S:
+                    on_progress(self._progress_report(loss_t, mse_t))
+                    reported = time.monotonic()
                 if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
                     on_checkpoint()
                     last_save = time.monotonic()
         self.model.eval()
         if loss_t is not None:
             loss, psnr = _loss_and_psnr(loss_t, mse_t)
+            if on_progress is not None:
+                on_progress(self._progress_report(loss_t, mse_t))
         return FitResult(self.step, self.step / self.steps_per_epoch, self.elapsed, loss, psnr)
+
+    def _progress_report(self, loss_t: torch.Tensor, mse_t: torch.Tensor) -> FitProgress:
+        loss, psnr = _loss_and_psnr(loss_t, mse_t)
+        frac = min(self.progress(self.elapsed), 1.0)
+        return FitProgress(self.step, self.step // self.steps_per_epoch, frac, loss, psnr, self.elapsed)
 
     # -- checkpoint state ------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
