@@ -212,14 +212,15 @@ def work_fit(spec: dict) -> dict:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
     order = order * (1 + (batch * (spec["warmup"] + spec["steps"])) // len(order))
     model.train()
-    losses, waited = [], []
+    losses, waited, prepared = [], [], []
     # as Trainer.run reads them: ahead, in a thread; `waited` is the time a step waited for its batch
     batches = Prefetcher(iter(order[i : i + batch] for i in range(0, len(order), batch)), trainer.host_batch)
 
     def step(i: int) -> None:
-        before = batches.waited_s
+        before, ready = batches.waited_s, batches.prepared_s
         global_batch, host = next(batches)
         waited.append(batches.waited_s - before)
+        prepared.append(batches.prepared_s - ready)  # the reads done meanwhile (one batch each)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
             losses.append(trainer.train_step(global_batch, 1e-4, host)[0])
 
@@ -227,6 +228,9 @@ def work_fit(spec: dict) -> dict:
         steady = _step_seconds(step, spec["warmup"], spec["steps"], device)
     frames = batch * cfg.clip_len
     return {
+        # share of the step time: reading batches (what a loop without read-ahead would add), and
+        # what steps still waited for them
+        "data_read_share": sum(prepared[spec["warmup"] :]) / sum(steady),
         "data_wait_share": sum(waited[spec["warmup"] :]) / sum(steady),
         "params": sum(p.numel() for p in model.parameters()),
         "fc_dim": cfg.fc_dim,
@@ -645,6 +649,9 @@ def print_table(doc: dict) -> None:
         point, params = r["point"], f"{r.get('params') or 0:,}"
         if r["what"].startswith("fit"):
             items = [(f"{r['what']} frames/s", r["fps"])]
+            if "data_read_share" in r:
+                items.append(("  reading data, % of step", 100 * r["data_read_share"]))
+                items.append(("  waiting for data, % of step", 100 * r["data_wait_share"]))
         elif r["what"] == "decode":
             items = [
                 ("decode network b1 frames/s", r["network_b1_fps"]),

@@ -41,11 +41,11 @@ def test_close_stops_an_endless_producer_that_read_only_a_few_ahead():
     assert len(prepared) <= 1 + 2 + 1  # taken, queued, one waiting to be queued
 
 
-def test_waited_counts_the_time_spent_waiting_for_a_slow_producer():
+def test_it_counts_time_preparing_and_time_waiting_for_a_slow_producer():
     def slow(i):
         time.sleep(0.05)
         return i
 
     with Prefetcher(iter(range(3)), slow) as batches:
         list(batches)
-    assert batches.waited_s >= 0.05
+    assert batches.waited_s >= 0.05 and batches.prepared_s >= 0.15

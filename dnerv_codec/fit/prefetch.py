@@ -29,13 +29,14 @@ class Prefetcher(Generic[Item, Prepared]):
     leaving a `with` block) stops the thread; batches prepared but not taken are dropped, which is
     harmless: the items depend only on the step they belong to.
 
+    prepared_s: seconds the thread spent in prepare(), what a loop without it would spend;
     waited_s: seconds next() spent waiting for the thread (0 when the pipeline keeps up).
     """
 
     def __init__(self, items: Iterator[Item], prepare: Callable[[Item], Prepared], depth: int = 2) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self.waited_s = 0.0
+        self.prepared_s = self.waited_s = 0.0
         self._thread = threading.Thread(
             target=self._run, args=(items, prepare), name="dnerv-prefetch", daemon=True
         )
@@ -53,7 +54,10 @@ class Prefetcher(Generic[Item, Prepared]):
     def _run(self, items: Iterator[Item], prepare: Callable[[Item], Prepared]) -> None:
         try:
             for item in items:
-                if not self._put((item, prepare(item))):
+                started = time.perf_counter()
+                prepared = prepare(item)
+                self.prepared_s += time.perf_counter() - started
+                if not self._put((item, prepared)):
                     return
         except BaseException as error:  # handed to the consumer, which raises it
             self._put(_Failed(error))
