@@ -212,26 +212,26 @@ def work_fit(spec: dict) -> dict:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
     order = order * (1 + (batch * (spec["warmup"] + spec["steps"])) // len(order))
     model.train()
-    losses, waited, prepared = [], [], []
-    # as Trainer.run reads them: ahead, in a thread; `waited` is the time a step waited for its batch
+    losses, marks = [], []  # marks: (seconds reading batches, seconds waiting for them) so far
+    # as Trainer.run reads them: ahead, in a thread
     batches = Prefetcher(iter(order[i : i + batch] for i in range(0, len(order), batch)), trainer.host_batch)
 
     def step(i: int) -> None:
-        before, ready = batches.waited_s, batches.prepared_s
+        marks.append((batches.prepared_s, batches.waited_s))
         global_batch, host = next(batches)
-        waited.append(batches.waited_s - before)
-        prepared.append(batches.prepared_s - ready)  # the reads done meanwhile (one batch each)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
             losses.append(trainer.train_step(global_batch, 1e-4, host)[0])
 
     with batches:
         steady = _step_seconds(step, spec["warmup"], spec["steps"], device)
+        marks.append((batches.prepared_s, batches.waited_s))
+    (read_0, wait_0), (read_1, wait_1) = marks[spec["warmup"]], marks[-1]
     frames = batch * cfg.clip_len
     return {
-        # share of the step time: reading batches (what a loop without read-ahead would add), and
-        # what steps still waited for them
-        "data_read_share": sum(prepared[spec["warmup"] :]) / sum(steady),
-        "data_wait_share": sum(waited[spec["warmup"] :]) / sum(steady),
+        # shares of the timed steps: reading batches (one a step, in the thread; a loop without
+        # read-ahead would add this), and waiting for them
+        "data_read_share": (read_1 - read_0) / sum(steady),
+        "data_wait_share": (wait_1 - wait_0) / sum(steady),
         "params": sum(p.numel() for p in model.parameters()),
         "fc_dim": cfg.fc_dim,
         "device": str(device),
