@@ -95,6 +95,35 @@ def test_network_and_blend_in_one_pass_equal_two_passes():
         assert torch.equal(out, a) and torch.equal(base, b)
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_cpu_decoding_splits_wide_batches_into_passes_with_the_same_frames(monkeypatch):
+    from dnerv_codec import decode
+
+    archive = Archive(FIXTURE, "cpu")
+    clips = list(range(len(archive.clips)))
+    one_by_one = [frames for frames in archive.iter_clips(clips, batch_size=1)]
+    passes = []
+    forward = archive.model.forward
+    monkeypatch.setattr(
+        archive.model, "forward", lambda keys, t, w: passes.append(len(t)) or forward(keys, t, w)
+    )
+
+    monkeypatch.setattr(decode, "CPU_PASS_BYTES", 1)  # below one clip: one clip a pass
+    assert archive._clips_per_pass() == 1
+    frames, mask = archive.decode_clips(clips)
+    batched = list(archive.iter_clips(clips, batch_size=4))
+    assert passes == [1] * len(clips) * 2
+    for i, expected in enumerate(one_by_one):
+        n = len(expected)
+        assert torch.equal(frames[i, :n], expected) and torch.equal(batched[i], expected)
+        assert bool(mask[i, :n].all()) and not bool(mask[i, n:].any())
+
+    passes.clear()
+    monkeypatch.setattr(decode, "CPU_PASS_BYTES", 2**40)
+    archive.decode_clips(clips)
+    assert passes == [len(clips)]
+
+
 def test_keep_freed_memory_is_idempotent_and_changes_no_output():
     from dnerv_codec.malloc import keep_freed_memory
     from dnerv_codec.model.dnerv import DNeRV
