@@ -31,8 +31,9 @@ CPU_PASS_BYTES = 192 * 2**20
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """Float frames in [0, 1], [..., 3, H, W] -> uint8 [..., H, W, 3], rounded."""
-    return frames.mul(255).round_().clamp_(0, 255).to(torch.uint8).movedim(-3, -1)
+    """Float frames in [0, 1], [..., 3, H, W] -> uint8 [..., H, W, 3], rounded. Scaled in float32:
+    from a half-precision network output (autocast), 255 * x would be rounded once more first."""
+    return frames.float().mul(255).round_().clamp_(0, 255).to(torch.uint8).movedim(-3, -1)
 
 
 class Archive:

@@ -124,6 +124,13 @@ def test_cpu_decoding_splits_wide_batches_into_passes_with_the_same_frames(monke
     assert passes == [len(clips)]
 
 
+def test_half_precision_frames_are_scaled_to_uint8_in_float32():
+    from dnerv_codec.decode import to_uint8
+
+    frames = torch.rand(2, 3, 8, 8).bfloat16()
+    assert torch.equal(to_uint8(frames), to_uint8(frames.float()))
+
+
 def test_keep_freed_memory_is_idempotent_and_changes_no_output():
     from dnerv_codec.malloc import keep_freed_memory
     from dnerv_codec.model.dnerv import DNeRV
