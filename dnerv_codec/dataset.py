@@ -13,7 +13,7 @@ last one of a video) or a window running past a video's end is padded with zero 
 Process safety: the dataset holds the archive's path, its layout (small frozen dataclasses) and
 plain values; the open Archive (and its network) is created lazily in each process and re-created
 when os.getpid() changes, so fork and spawn workers each open their own and nothing unpicklable is
-ever pickled. DataLoader batches are decoded in one forward pass per batch (via __getitems__),
+ever pickled. DataLoader batches are decoded together, via __getitems__ and Archive.decode_clips,
 on CUDA when the dataset's device is CUDA.
 """
 
