@@ -213,7 +213,7 @@ def time_loader(dataset: Dataset, batch_size: int, workers: int, context: str | 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--videos", type=Path, default=Path("/work/shared/data/videos"))
+    parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
     parser.add_argument("--archive", type=Path, default=ROOT / "out" / "bench" / "dataloader.dnv")
     parser.add_argument("--reencode", action="store_true", help="encode even when --archive exists")
     parser.add_argument("--preset", default="fast")

@@ -49,7 +49,7 @@ def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("archive", type=Path)
-    parser.add_argument("--videos", type=Path, default=Path("/work/shared/data/videos"))
+    parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()

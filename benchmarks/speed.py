@@ -56,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-VIDEOS = Path("/work/shared/data/videos")
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"  # the shared clips beside the checkout
 POINTS = ((128, 160), (256, 320))
 
 
