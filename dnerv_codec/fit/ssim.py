@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pytorch_msssim.ssim import _fspecial_gauss_1d  # its window, as metrics.py uses it
 from torch import Tensor
 
 K1, K2 = 0.01, 0.03  # pytorch_msssim's (and Wang et al.'s) constants
-
-
-def gaussian_window(size: int, sigma: float = 1.5) -> Tensor:
-    """Normalised 1-D Gaussian of `size` taps, as pytorch_msssim builds it."""
-    coords = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
 
 
 def _blur(x: Tensor, g: Tensor) -> Tensor:
@@ -44,7 +38,7 @@ def ssim(pred: Tensor, target: Tensor, win_size: int = 11, data_range: float = 1
         )
     with torch.autocast(pred.device.type, enabled=False):
         x, y = pred.float(), target.float().contiguous()
-        g = gaussian_window(win_size).to(x.device)
+        g = _fspecial_gauss_1d(win_size, 1.5).flatten().to(x.device)
         c = x.shape[1]
         mu_x, xx, xy = _blur(torch.cat([x, x * x, x * y], dim=1), g).split(c, dim=1)
         with torch.no_grad():

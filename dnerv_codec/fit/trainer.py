@@ -252,9 +252,10 @@ class Trainer:
                     last_save = time.monotonic()
         self.model.eval()
         if loss_t is not None:
-            loss, psnr = _loss_and_psnr(loss_t, mse_t)
+            final = self._progress_report(loss_t, mse_t)
+            loss, psnr = final.loss, final.psnr
             if on_progress is not None:
-                on_progress(self._progress_report(loss_t, mse_t))
+                on_progress(final)
         return FitResult(self.step, self.step / self.steps_per_epoch, self.elapsed, loss, psnr)
 
     def _progress_report(self, loss_t: torch.Tensor, mse_t: torch.Tensor) -> FitProgress:
