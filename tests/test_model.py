@@ -252,3 +252,78 @@ def test_narrow_conv_gives_gradients_in_the_input_layout():
     x2 = x.detach().clone().requires_grad_()
     torch.nn.functional.conv2d(x2, conv.weight, conv.bias, padding=1).backward(g)
     torch.testing.assert_close(x.grad, x2.grad, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("b", "e", "h", "w"), [(2, 5, 6, 7), (1, 3, 1, 6), (2, 4, 7, 1), (1, 2, 1, 1), (1, 64, 16, 20)]
+)
+def test_gather_warp_equals_grid_sample_with_gradients(b, e, h, w):
+    """The CPU warp (one embedding_bag) gives grid_sample's values and gradients, flows leaving the
+    frame (border padding) and 1-pixel-wide maps included."""
+    from dnerv_codec.model.layers import FlowWarp, gather_warp
+
+    g = torch.Generator().manual_seed(0)
+    t = 3
+    warp = FlowWarp(8, h, w, zero_init=False)
+    flow = (3 * torch.randn(b * t, 4, h, w, generator=g)).requires_grad_()
+    kf = torch.randn(2 * b, e, h, w, generator=g).requires_grad_()
+    dist = torch.rand(b, t, generator=g)
+    grad = torch.randn(b * t, e, h, w, generator=g)
+    ref = warp.grid_warp(flow, kf, dist)
+    out = gather_warp(flow, kf, dist)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    ref_grads = torch.autograd.grad(ref, (flow, kf), grad)
+    for got, want in zip(torch.autograd.grad(out, (flow, kf), grad), ref_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_gather_warp_of_a_zero_flow_is_the_keyframe_blend():
+    from dnerv_codec.model.layers import gather_warp, lerp_frames
+
+    g = torch.Generator().manual_seed(0)
+    b, t, e, h, w = 2, 4, 16, 5, 6
+    kf = torch.randn(2 * b, e, h, w, generator=g)
+    dist = torch.rand(b, t, generator=g)
+    dist[0, 0], dist[1, 3] = 0.0, 1.0
+    out = gather_warp(torch.zeros(b * t, 4, h, w), kf, dist).reshape(b, t, e, h, w)
+    k = kf.reshape(b, 2, e, h, w)
+    torch.testing.assert_close(out, lerp_frames(k[:, :1], k[:, 1:], dist), atol=1e-6, rtol=0)
+    assert torch.equal(out[0, 0], k[0, 0]) and torch.equal(out[1, 3], k[1, 1])  # exact identity
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatch):
+    """enc_dim 32 takes the gather warp on CPU, in inference and training: frames and gradients
+    are grid_sample's (its NHWC output meets an NCHW network in SAF)."""
+    import dnerv_codec.model.layers as layers
+
+    cfg = dataclasses.replace(SMALL, enc_dim=32)
+    torch.manual_seed(0)
+    model = DNeRV(cfg, 32, 32)
+    model.memory_format = fmt
+    perturb(model)
+    x = inputs(2, 6, 32, 32)
+    runs = []
+    for gather in (True, False):
+        monkeypatch.setattr(layers, "use_gather_warp", lambda flow, kf, on=gather: on)
+        with torch.inference_mode():
+            frames = model(*x)
+        model.zero_grad()
+        y = model(*x, clamp=False)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        runs.append((frames, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    torch.testing.assert_close(runs[0][0], runs[1][0], atol=1e-5, rtol=0)
+    for name, g in runs[0][1].items():
+        torch.testing.assert_close(g, runs[1][1][name], atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_the_gather_warp_is_chosen_on_cpu_for_wide_features():
+    from dnerv_codec.model.layers import use_gather_warp
+
+    flow = torch.zeros(8, 4, 4, 5)
+    assert use_gather_warp(flow, torch.zeros(2, 16, 4, 5))
+    assert not use_gather_warp(flow, torch.zeros(2, 8, 4, 5))
+    assert not use_gather_warp(flow, torch.zeros(2, 16, 4, 5, requires_grad=True))  # training
+    assert use_gather_warp(flow, torch.zeros(2, 32, 4, 5, requires_grad=True))
+    with torch.no_grad():
+        assert use_gather_warp(flow, torch.zeros(2, 16, 4, 5, requires_grad=True))
