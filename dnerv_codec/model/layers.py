@@ -210,11 +210,11 @@ def use_gather_warp(flow: Tensor, kf: Tensor) -> bool:
 
     The gather pays a fixed cost per output pixel (8 indices and weights; in the backward a sort of
     the indices) and wins where each pixel carries many channels, which grid_sample's NCHW kernel
-    reads one strided plane at a time. Measured on 2 cores, 8 frames, forward / forward + backward
-    in ms, grid_sample vs gather: 64 channels at 64x80 43-78 / 175-193 vs 8 / 50; 32 at 64x80
-    12-14 / 71-75 vs 4 / 45; 16 at 128x160 37-43 / 146-213 vs 12 / 173-232; 16 at 64x80
-    6.5-7.5 / 26-40 vs 5 / 78; 8 at 128x160 9-12 / 56-104 vs 9-11 / 179; 3 at 128x160 7 / 26-29 vs
-    10 / 145-236.
+    reads one strided plane at a time. Measured on 2 cores, 8 frames, ms forward / forward +
+    backward, grid_sample vs gather: 64 channels at 64x80 25-27 / 145-157 vs 5 / 50-51, at 32x40
+    4-6.5 / 19-23 vs 1.5 / 12; 32 at 64x80 9.5-14 / 41-43 vs 3.3-4 / 41-43; 16 at 128x160 18 /
+    80-128 vs 8 / 133-152; 8 at 128x160 8-9 / 40-49 vs 9 / 130-155; 3 at 128x160 6 / 23-26 vs 8 /
+    131-156.
     """
     if kf.device.type != "cpu":
         return False
