@@ -237,8 +237,8 @@ def gather_warp(flow: Tensor, kf: Tensor, w: Tensor) -> Tensor:
     table = kf.permute(0, 2, 3, 1).reshape(-1, e)  # [2B*h*w, E]: row (clip*2 + key)*h*w + y*w + x
     flow = flow.view(b, t, 2, 2, h, wd)  # [B, T, key, (x, y), h, w] in pixels
     coord = torch.promote_types(flow.dtype, torch.float32)  # pixel coordinates need float32
-    x_base = torch.arange(wd, dtype=coord)
-    y_base = torch.arange(h, dtype=coord).view(h, 1)
+    x_base = torch.arange(wd, dtype=coord, device=flow.device)
+    y_base = torch.arange(h, dtype=coord, device=flow.device).view(h, 1)
     wv = w.to(coord).view(b, t, 1, 1)
     dx, dy = int(wd > 1), wd * int(h > 1)
     # Every operation below is on whole [B, T, h, w] planes (vectorised); the 8 taps are
@@ -252,7 +252,10 @@ def gather_warp(flow: Tensor, kf: Tensor, w: Tensor) -> Tensor:
         x0 = x.detach().floor().clamp_(max=max(wd - 2, 0))
         y0 = y.detach().floor().clamp_(max=max(h - 2, 0))
         fx, fy = x - x0, y - y0
-        first_row = torch.arange(b, dtype=torch.int32).view(b, 1, 1, 1) * (2 * h * wd) + k * h * wd
+        first_row = (
+            torch.arange(b, dtype=torch.int32, device=flow.device).view(b, 1, 1, 1) * (2 * h * wd)
+            + k * h * wd
+        )
         top_left = y0.int() * wd + x0.int() + first_row
         index += [top_left, top_left + dx, top_left + dy, top_left + (dx + dy)]
         key_weight = 1 - wv if k == 0 else wv
