@@ -293,11 +293,11 @@ def test_gather_warp_of_a_zero_flow_is_the_keyframe_blend():
 
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
 def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatch):
-    """enc_dim 32 takes the gather warp on CPU, in inference and training: frames and gradients
-    are grid_sample's (its NHWC output meets an NCHW network in SAF)."""
+    """enc_dim 16 takes the gather warp on CPU: frames and gradients are grid_sample's (its NHWC
+    output meets an NCHW network in SAF)."""
     import dnerv_codec.model.layers as layers
 
-    cfg = dataclasses.replace(SMALL, enc_dim=32)
+    cfg = dataclasses.replace(SMALL, enc_dim=16)
     torch.manual_seed(0)
     model = DNeRV(cfg, 32, 32)
     model.memory_format = fmt
@@ -305,7 +305,7 @@ def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatc
     x = inputs(2, 6, 32, 32)
     runs = []
     for gather in (True, False):
-        monkeypatch.setattr(layers, "use_gather_warp", lambda flow, kf, on=gather: on)
+        monkeypatch.setattr(layers, "use_gather_warp", lambda kf, on=gather: on)
         with torch.inference_mode():
             frames = model(*x)
         model.zero_grad()
@@ -320,10 +320,23 @@ def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatc
 def test_the_gather_warp_is_chosen_on_cpu_for_wide_features():
     from dnerv_codec.model.layers import use_gather_warp
 
-    flow = torch.zeros(8, 4, 4, 5)
-    assert use_gather_warp(flow, torch.zeros(2, 16, 4, 5))
-    assert not use_gather_warp(flow, torch.zeros(2, 8, 4, 5))
-    assert not use_gather_warp(flow, torch.zeros(2, 16, 4, 5, requires_grad=True))  # training
-    assert use_gather_warp(flow, torch.zeros(2, 32, 4, 5, requires_grad=True))
-    with torch.no_grad():
-        assert use_gather_warp(flow, torch.zeros(2, 16, 4, 5, requires_grad=True))
+    assert use_gather_warp(torch.zeros(2, 16, 4, 5))
+    assert not use_gather_warp(torch.zeros(2, 8, 4, 5))
+    assert not use_gather_warp(torch.zeros(2, 16, 4, 5, device="meta"))  # off the CPU: grid_sample
+
+
+def test_weighted_gather_gradients_equal_embedding_bags():
+    """The gather's own backward (table gradient as a gather over the taps grouped by row) gives
+    embedding_bag's gradients, with repeated rows and rows that no tap reads."""
+    from dnerv_codec.model.layers import _WeightedGather
+
+    g = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 40, (30, 8), generator=g, dtype=torch.int32)  # rows 40..49 never read
+    table = torch.randn(50, 6, generator=g, requires_grad=True)
+    weight = torch.rand(30, 8, generator=g, requires_grad=True)
+    grad = torch.randn(30, 6, generator=g)
+    ours = torch.autograd.grad(_WeightedGather.apply(index, table, weight), (table, weight), grad)
+    out = torch.nn.functional.embedding_bag(index, table, per_sample_weights=weight, mode="sum")
+    torch.testing.assert_close(_WeightedGather.apply(index, table, weight), out)
+    for got, want in zip(ours, torch.autograd.grad(out, (table, weight), grad), strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

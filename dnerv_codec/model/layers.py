@@ -176,7 +176,7 @@ class FlowWarp(nn.Module):
     def warp(self, flow: Tensor, kf: Tensor, w: Tensor, channels_last: bool = False) -> Tensor:
         """The warp and fusion on the head's output flow [N, 4, h, w]; NHWC out when channels_last
         or when gather_warp runs it (NHWC always)."""
-        if use_gather_warp(flow, kf):
+        if use_gather_warp(kf):
             return gather_warp(flow, kf, w)
         return self.grid_warp(flow, kf, w, channels_last)
 
@@ -204,22 +204,18 @@ class FlowWarp(nn.Module):
         return fused.transpose(1, 2).reshape(b * t, e, h, wd)
 
 
-def use_gather_warp(flow: Tensor, kf: Tensor) -> bool:
+def use_gather_warp(kf: Tensor) -> bool:
     """Whether FlowWarp runs gather_warp rather than grid_sample: on CPU, for keyframe features of
-    at least 16 channels (32 when gradients are taken).
+    at least 16 channels.
 
-    The gather pays a fixed cost per output pixel (8 indices and weights; in the backward a sort of
-    the indices) and wins where each pixel carries many channels, which grid_sample's NCHW kernel
+    The gather pays a fixed cost per output pixel (8 indices and weights, and in the backward a
+    sort of them) and wins where each pixel carries many channels, which grid_sample's NCHW kernel
     reads one strided plane at a time. Measured on 2 cores, 8 frames, ms forward / forward +
-    backward, grid_sample vs gather: 64 channels at 64x80 25-27 / 145-157 vs 5 / 50-51, at 32x40
-    4-6.5 / 19-23 vs 1.5 / 12; 32 at 64x80 9.5-14 / 41-43 vs 3.3-4 / 41-43; 16 at 128x160 18 /
-    80-128 vs 8 / 133-152; 8 at 128x160 8-9 / 40-49 vs 9 / 130-155; 3 at 128x160 6 / 23-26 vs 8 /
-    131-156.
+    backward, grid_sample vs gather: 64 channels at 64x80 25-27 / 92-157 vs 5 / 33, at 32x40
+    4-6.5 / 20-28 vs 1.5 / 9-10; 16 at 128x160 18 / 110-184 vs 8 / 83-96, at 64x80 4 / 32 vs 2.4 /
+    23; 8 at 128x160 8-9 / 41-89 vs 9 / 86-91; 3 at 128x160 6 / 23-26 vs 8 / 131-156.
     """
-    if kf.device.type != "cpu":
-        return False
-    grad = torch.is_grad_enabled() and (flow.requires_grad or kf.requires_grad)
-    return kf.shape[1] >= (32 if grad else 16)
+    return kf.device.type == "cpu" and kf.shape[1] >= 16
 
 
 def gather_warp(flow: Tensor, kf: Tensor, w: Tensor) -> Tensor:
@@ -263,8 +259,45 @@ def gather_warp(flow: Tensor, kf: Tensor, w: Tensor) -> Tensor:
         weight += [top * (1 - fx), top * fx, bottom * (1 - fx), bottom * fx]
     index = torch.stack(index, dim=-1).view(-1, 8)
     weight = torch.stack(weight, dim=-1).view(-1, 8).to(table.dtype)
-    out = F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")  # [B*T*h*w, E]
+    out = _WeightedGather.apply(index, table, weight)  # [B*T*h*w, E]
     return out.view(b * t, h, wd, e).permute(0, 3, 1, 2)
+
+
+class _WeightedGather(torch.autograd.Function):
+    """out[p] = sum_j weight[p, j] * table[index[p, j]]: embedding_bag (mode "sum"), with its table
+    gradient computed as the same kind of gather, over the taps grouped by the table row they read.
+
+    PyTorch's own backward adds the taps into the table gradient one by one after sorting them; the
+    gather form is one fused pass. Measured on 2 cores, 8 frames, 16 channels at 64x80: ms TODO.
+    """
+
+    @staticmethod
+    def forward(ctx, index: Tensor, table: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(index, table, weight)
+        return F.embedding_bag(index, table, per_sample_weights=weight, mode="sum")
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        index, table, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_table = grad_weight = None
+        if ctx.needs_input_grad[1]:
+            taps = index.flatten()
+            order = taps.sort().indices  # the taps grouped by row
+            counts = torch.bincount(taps, minlength=table.shape[0])
+            first = counts.cumsum(0) - counts  # where each row's taps start in `order`
+            pixel = order // index.shape[1]  # the output pixel each tap belongs to
+            tap_weight = weight.flatten()[order]
+            grad_table = F.embedding_bag(pixel, grad, first, per_sample_weights=tap_weight, mode="sum")
+        if ctx.needs_input_grad[2]:
+            # d out[p] / d weight[p, j] = table[index[p, j]]: embedding_bag's own backward for the
+            # weights alone (the table detached, so no table gradient is made twice).
+            with torch.enable_grad():
+                w = weight.detach().requires_grad_()
+                out = F.embedding_bag(index, table.detach(), per_sample_weights=w, mode="sum")
+                (grad_weight,) = torch.autograd.grad(out, w, grad)
+        return None, grad_table, grad_weight
 
 
 class SAF(nn.Module):
