@@ -210,10 +210,13 @@ def use_gather_warp(kf: Tensor) -> bool:
 
     The gather pays a fixed cost per output pixel (8 indices and weights, and in the backward a
     sort of them) and wins where each pixel carries many channels, which grid_sample's NCHW kernel
-    reads one strided plane at a time. Measured on 2 cores, 8 frames, ms forward / forward +
-    backward, grid_sample vs gather: 64 channels at 64x80 25-27 / 92-157 vs 5 / 33, at 32x40
-    4-6.5 / 20-28 vs 1.5 / 9-10; 16 at 128x160 18 / 110-184 vs 8 / 83-96, at 64x80 4 / 32 vs 2.4 /
-    23; 8 at 128x160 8-9 / 41-89 vs 9 / 86-91; 3 at 128x160 6 / 23-26 vs 8 / 131-156.
+    reads one strided plane at a time, and where the maps are large. Measured on 2 cores, median
+    of 12 interleaved runs, ms forward + backward for 8 frames, grid_sample vs gather: 64 channels
+    at 64x80 104 vs 33, at 32x40 19 vs 9; 16 channels at 128x160 122 vs 100, at 64x80 20 vs 20
+    (16 frames: 40 vs 52, the one case where the gather loses); forward alone, 64 channels at
+    64x80 25-27 vs 5, 16 at 128x160 18 vs 8, 8 at 128x160 8-9 vs 9 and 3 at 128x160 6 vs 8 (so
+    not below 16 channels). Whole fit steps, interleaved: reference 128x160 1.12x, default preset
+    at 256x320 1.17x and at 128x160 0.95x the speed with grid_sample.
     """
     return kf.device.type == "cpu" and kf.shape[1] >= 16
 
@@ -268,7 +271,9 @@ class _WeightedGather(torch.autograd.Function):
     gradient computed as the same kind of gather, over the taps grouped by the table row they read.
 
     PyTorch's own backward adds the taps into the table gradient one by one after sorting them; the
-    gather form is one fused pass. Measured on 2 cores, 8 frames, 16 channels at 64x80: ms TODO.
+    gather form is one fused pass. Measured on 2 cores, 8 frames, the whole warp forward + backward
+    in ms, PyTorch's backward vs this one: 16 channels at 64x80 43 vs 24, at 128x160 179-184 vs
+    83-96; 64 channels at 64x80 48-49 vs 33.
     """
 
     @staticmethod
