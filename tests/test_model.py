@@ -11,7 +11,15 @@ from dnerv_codec.config import ModelConfig
 from dnerv_codec.errors import ConfigError
 from dnerv_codec.model.build import count_parameters
 from dnerv_codec.model.dnerv import DNeRV, blend_keyframes
-from dnerv_codec.model.layers import GTMLP, clip_instance_norm
+from dnerv_codec.model.layers import (
+    GTMLP,
+    FlowWarp,
+    _WeightedGather,
+    clip_instance_norm,
+    gather_warp,
+    lerp_frames,
+    use_gather_warp,
+)
 
 SMALL = ModelConfig(fc_dim=8, enc_dim=4, stem_hidden=8, pe_levels=4, min_width=4, strides=(2, 2, 2))
 
@@ -260,8 +268,6 @@ def test_narrow_conv_gives_gradients_in_the_input_layout():
 def test_gather_warp_equals_grid_sample_with_gradients(b, e, h, w):
     """The CPU warp (one embedding_bag) gives grid_sample's values and gradients, flows leaving the
     frame (border padding) and 1-pixel-wide maps included."""
-    from dnerv_codec.model.layers import FlowWarp, gather_warp
-
     g = torch.Generator().manual_seed(0)
     t = 3
     warp = FlowWarp(8, h, w, zero_init=False)
@@ -278,8 +284,6 @@ def test_gather_warp_equals_grid_sample_with_gradients(b, e, h, w):
 
 
 def test_gather_warp_of_a_zero_flow_is_the_keyframe_blend():
-    from dnerv_codec.model.layers import gather_warp, lerp_frames
-
     g = torch.Generator().manual_seed(0)
     b, t, e, h, w = 2, 4, 16, 5, 6
     kf = torch.randn(2 * b, e, h, w, generator=g)
@@ -318,8 +322,6 @@ def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatc
 
 
 def test_the_gather_warp_is_chosen_on_cpu_for_wide_features():
-    from dnerv_codec.model.layers import use_gather_warp
-
     assert use_gather_warp(torch.zeros(2, 16, 4, 5))
     assert not use_gather_warp(torch.zeros(2, 8, 4, 5))
     assert not use_gather_warp(torch.zeros(2, 16, 4, 5, device="meta"))  # off the CPU: grid_sample
@@ -328,8 +330,6 @@ def test_the_gather_warp_is_chosen_on_cpu_for_wide_features():
 def test_weighted_gather_gradients_equal_embedding_bags():
     """The gather's own backward (table gradient as a gather over the taps grouped by row) gives
     embedding_bag's gradients, with repeated rows and rows that no tap reads."""
-    from dnerv_codec.model.layers import _WeightedGather
-
     g = torch.Generator().manual_seed(0)
     index = torch.randint(0, 40, (30, 8), generator=g, dtype=torch.int32)  # rows 40..49 never read
     table = torch.randn(50, 6, generator=g, requires_grad=True)
