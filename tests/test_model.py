@@ -297,8 +297,8 @@ def test_gather_warp_of_a_zero_flow_is_the_keyframe_blend():
 
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
 def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatch):
-    """enc_dim 16 takes the gather warp on CPU: frames and gradients are grid_sample's (its NHWC
-    output meets an NCHW network in SAF)."""
+    """The network with the gather warp at every stage, in inference and training, gives
+    grid_sample's frames and gradients (the warp's NHWC output meets an NCHW network in SAF)."""
     import dnerv_codec.model.layers as layers
 
     cfg = dataclasses.replace(SMALL, enc_dim=16)
@@ -309,7 +309,7 @@ def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatc
     x = inputs(2, 6, 32, 32)
     runs = []
     for gather in (True, False):
-        monkeypatch.setattr(layers, "use_gather_warp", lambda kf, on=gather: on)
+        monkeypatch.setattr(layers, "use_gather_warp", lambda flow, kf, on=gather: on)
         with torch.inference_mode():
             frames = model(*x)
         model.zero_grad()
@@ -322,9 +322,16 @@ def test_network_with_the_gather_warp_equals_it_with_grid_sample(fmt, monkeypatc
 
 
 def test_the_gather_warp_is_chosen_on_cpu_for_wide_features():
-    assert use_gather_warp(torch.zeros(2, 16, 4, 5))
-    assert not use_gather_warp(torch.zeros(2, 8, 4, 5))
-    assert not use_gather_warp(torch.zeros(2, 16, 4, 5, device="meta"))  # off the CPU: grid_sample
+    flow = torch.zeros(8, 4, 4, 5)
+    assert use_gather_warp(flow, torch.zeros(2, 16, 4, 5))
+    assert not use_gather_warp(flow, torch.zeros(2, 8, 4, 5))
+    assert not use_gather_warp(flow, torch.zeros(2, 16, 4, 5, device="meta"))  # off the CPU
+    # Training: 32 channels, or 16 on maps of 128x160 and more.
+    assert not use_gather_warp(flow, torch.zeros(2, 16, 4, 5, requires_grad=True))
+    assert use_gather_warp(flow, torch.zeros(2, 32, 4, 5, requires_grad=True))
+    assert use_gather_warp(flow, torch.zeros(2, 16, 128, 160, requires_grad=True))
+    with torch.no_grad():
+        assert use_gather_warp(flow, torch.zeros(2, 16, 4, 5, requires_grad=True))
 
 
 def test_weighted_gather_gradients_equal_embedding_bags():

@@ -176,7 +176,7 @@ class FlowWarp(nn.Module):
     def warp(self, flow: Tensor, kf: Tensor, w: Tensor, channels_last: bool = False) -> Tensor:
         """The warp and fusion on the head's output flow [N, 4, h, w]; NHWC out when channels_last
         or when gather_warp runs it (NHWC always)."""
-        if use_gather_warp(kf):
+        if use_gather_warp(flow, kf):
             return gather_warp(flow, kf, w)
         return self.grid_warp(flow, kf, w, channels_last)
 
@@ -204,21 +204,28 @@ class FlowWarp(nn.Module):
         return fused.transpose(1, 2).reshape(b * t, e, h, wd)
 
 
-def use_gather_warp(kf: Tensor) -> bool:
+def use_gather_warp(flow: Tensor, kf: Tensor) -> bool:
     """Whether FlowWarp runs gather_warp rather than grid_sample: on CPU, for keyframe features of
-    at least 16 channels.
+    at least 16 channels; with gradients, of at least 32 channels, or 16 on maps of at least
+    128x160.
 
     The gather pays a fixed cost per output pixel (8 indices and weights, and in the backward a
     sort of them) and wins where each pixel carries many channels, which grid_sample's NCHW kernel
     reads one strided plane at a time, and where the maps are large. Measured on 2 cores, median
     of 12 interleaved runs, ms forward + backward for 8 frames, grid_sample vs gather: 64 channels
     at 64x80 104 vs 33, at 32x40 19 vs 9; 16 channels at 128x160 122 vs 100, at 64x80 20 vs 20
-    (16 frames: 40 vs 52, the one case where the gather loses); forward alone, 64 channels at
-    64x80 25-27 vs 5, 16 at 128x160 18 vs 8, 8 at 128x160 8-9 vs 9 and 3 at 128x160 6 vs 8 (so
-    not below 16 channels). Whole fit steps, interleaved: reference 128x160 1.12x, default preset
-    at 256x320 1.17x and at 128x160 0.95x the speed with grid_sample.
+    (16 frames: 40 vs 52); forward alone, 64 channels at 64x80 25-27 vs 5, 16 at 128x160 18 vs 8,
+    at 64x80 3.8 vs 2.4, 8 at 128x160 8-9 vs 9 and 3 at 128x160 6 vs 8. Whole fit steps, medians
+    of interleaved steps in two runs: reference 128x160 1.06x and 1.12x, default preset at 256x320
+    1.06x and 1.17x the speed with grid_sample; the default preset at 128x160 (16 channels, maps up
+    to 64x80) was 0.95x with the gather at every stage, hence the size bound in training.
     """
-    return kf.device.type == "cpu" and kf.shape[1] >= 16
+    if kf.device.type != "cpu":
+        return False
+    channels, h, w = kf.shape[-3:]
+    if torch.is_grad_enabled() and (flow.requires_grad or kf.requires_grad):
+        return channels >= 32 or (channels >= 16 and h * w >= 128 * 160)
+    return channels >= 16
 
 
 def gather_warp(flow: Tensor, kf: Tensor, w: Tensor) -> Tensor:
