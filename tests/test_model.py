@@ -246,13 +246,20 @@ def test_gtmlp_folds_the_pixel_shuffle(fmt):
     torch.testing.assert_close(fast_in.grad, plain_in.grad, atol=1e-5, rtol=0)
 
 
-def test_narrow_conv_gives_gradients_in_the_input_layout():
+@pytest.mark.parametrize("in_channels", [5, 16])
+def test_narrow_conv_equals_conv2d_with_gradients_in_the_input_layout(in_channels):
+    """Both of its paths (NHWC kernels for few input channels in training, plain otherwise) give
+    Conv2d's values, in inference too, and hand gradients back in the input's NCHW layout."""
     from dnerv_codec.model.layers import NarrowConv2d
 
     torch.manual_seed(0)
-    conv = NarrowConv2d(5, 3, 3, padding=1)
-    x = torch.randn(2, 5, 9, 7, requires_grad=True)
+    conv = NarrowConv2d(in_channels, 3, 3, padding=1)
+    x = torch.randn(2, in_channels, 9, 7, requires_grad=True)
+    ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    with torch.inference_mode():
+        torch.testing.assert_close(conv(x), ref, atol=1e-5, rtol=0)
     y = conv(x)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=0)
     assert y.is_contiguous()
     g = torch.randn_like(y)
     y.backward(g)
