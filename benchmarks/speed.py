@@ -444,7 +444,7 @@ def main() -> None:
     parser.add_argument(
         "--published", type=Path, help="a checkout of github.com/boheumd/D-NeRV: side by side"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the side by side")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the side by side")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
     args = parser.parse_args()
     if args.worker:
@@ -607,7 +607,8 @@ SIDE_MODES = (("fit b2", "fit", 2), ("decode b1", "decode", 1), ("decode b4", "d
 
 
 def side_by_side(args, device) -> dict:
-    """Alternating subprocesses, round after round; per cell the median of the rounds' median steps."""
+    """Alternating subprocesses, round after round; per cell the median of the rounds' median steps,
+    and its ratios to the published code's: of the medians, and the median of each round's ratio."""
     import statistics
 
     quick = args.quick
@@ -644,8 +645,15 @@ def side_by_side(args, device) -> dict:
             "round_fps": [frames[label] / x for x in seconds],
         }
     for row in cells.values():
-        for name in row:
-            row[name]["vs_published"] = row[name]["fps"] / row["published"]["fps"]
+        published = row["published"]
+        for cell in row.values():
+            cell["vs_published"] = cell["fps"] / published["fps"]  # ratio of the medians
+            # Paired: each round's ratio, both measured within seconds of each other, so the
+            # machine's drift over the run (up to 1.7x within minutes) cancels out.
+            cell["round_ratios"] = [
+                a / b for a, b in zip(cell["round_fps"], published["round_fps"], strict=True)
+            ]
+            cell["vs_published_paired"] = statistics.median(cell["round_ratios"])
     return {"code": str(args.published), "rounds": rounds, "params": params, "cells": cells}
 
 
@@ -684,12 +692,17 @@ def print_table(doc: dict) -> None:
     if side:
         names = [n for n, _ in SIDE_IMPLS]
         print(
-            f"side by side, reference 128x160 ({side['rounds']} alternating rounds): frames/s (x published)"
+            f"side by side, reference 128x160 ({side['rounds']} alternating rounds): frames/s "
+            "(x published: ratio of the medians; median of the rounds' ratios, their range)"
         )
-        print(f"{'':<12}" + "".join(f"{n:>28}" for n in names))
+        print(f"{'':<12}" + "".join(f"{n:>38}" for n in names))
         for label, row in side["cells"].items():
-            cells = [f"{row[n]['fps']:.1f} ({row[n]['vs_published']:.2f}x)" for n in names]
-            print(f"{label:<12}" + "".join(f"{c:>28}" for c in cells))
+            cells = [
+                f"{c['fps']:.1f} ({c['vs_published']:.2f}x; {c['vs_published_paired']:.2f}x, "
+                f"{min(c['round_ratios']):.2f}-{max(c['round_ratios']):.2f})"
+                for c in (row[n] for n in names)
+            ]
+            print(f"{label:<12}" + "".join(f"{c:>38}" for c in cells))
     if doc["flatness"]:
         print("memory flatness (reference-128x160, batch 2): peak RSS MB")
         print(f"{'collection':<12} {'frames':>7} {'keyframes':<10} {'fit':>8} {'data epoch':>11}")
