@@ -20,6 +20,12 @@ def is_channels_last(x: Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
+def takes_gradients(*tensors: Tensor) -> bool:
+    """Whether an operation on these tensors is recorded for a backward pass (the CPU layers pick
+    their kernels by it: forward-only and forward + backward favour different ones)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 class _Relayout(torch.autograd.Function):
     """x in another memory format, with the gradient handed back in x's own format (a plain
     .contiguous(memory_format=...) passes the gradient through as it comes, and the next backward
@@ -49,7 +55,7 @@ class NarrowConv2d(nn.Conv2d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        grad = takes_gradients(x, self.weight)
         if x.device.type != "cpu" or is_channels_last(x) or not grad or self.in_channels >= 16:
             return super().forward(x)
         return _Relayout.apply(super().forward(_Relayout.apply(x, True)), False)
@@ -228,7 +234,7 @@ def use_gather_warp(flow: Tensor, kf: Tensor) -> bool:
     if kf.device.type != "cpu":
         return False
     channels, h, w = kf.shape[-3:]
-    if torch.is_grad_enabled() and (flow.requires_grad or kf.requires_grad):
+    if takes_gradients(flow, kf):
         return channels >= 32 or (channels >= 16 and h * w >= 128 * 160)
     return channels >= 16
 
