@@ -30,10 +30,8 @@ class Resume:
     recorded: dict  # the settings
     loaded: Checkpoint | None
 
-    def keyframes(self) -> list[bytes] | None:
-        """The coded keyframes the checkpoint kept (so they are not coded twice); None: no checkpoint."""
-        if self.loaded is None:
-            return None
+    def keyframes(self) -> list[bytes]:
+        """The coded keyframes the loaded checkpoint kept, so they are not coded twice."""
         return [self.loaded.blobs[_blob_name(i)] for i in range(len(self.loaded.blobs))]
 
 

@@ -50,7 +50,7 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         frames = load_frames(found.videos, shape, folder, configs.model.clip_len, ctx, reporter)
         plan = decide(sizing, configs, frames, found.videos, device.type, ctx, reporter)
         resume = resume_point(files.checkpoint, files.resume, plan)
-        given = resume.keyframes() if resume.loaded else plan.coded
+        given = plan.coded if resume.loaded is None else resume.keyframes()
         keys = code_keyframes(frames, plan.configs, given, ctx, reporter)
         fitted = fit_network(plan.configs, frames, keys, resume, device, ctx, reporter)
         weights = compress(fitted, plan, keys, files.checkpoint, ctx, reporter)
