@@ -8,7 +8,7 @@ Working points: 128x160 and 256x320, each with
     hidden 512, content encoder 64, C0 = 64 / 166 with strides 4,2,2,2 / 4,2,2,2,2, stage 0 of
     C0 * 2 channels, lowest width 32, clips of 8 frames, no blend residual), and
   * dnerv's own "default" preset shape, with the fc_dim that encode would choose for the 8 shared
-    videos (encoder.choose_fc_dim over their 768 frames at that size).
+    videos (rate.choose_fc_dim over their 768 frames at that size).
 Measurements, each in its own subprocess (so resident-memory peaks do not mix):
   fit      Trainer.train_step on real frames (the shared videos in an on-disk frame cache, read
            through fit.data.ClipData); frames/s of the median step after the warm-up ones. Keyframes are
@@ -82,7 +82,7 @@ def maxrss_mb() -> float:
 
 def model_config(shape: str, height: int, width: int):
     from dnerv_codec.config import PRESETS, REFERENCE_SHAPES
-    from dnerv_codec.encoder import choose_fc_dim
+    from dnerv_codec.rate import choose_fc_dim
 
     if shape == "reference":
         return REFERENCE_SHAPES[f"reference-{height}x{width}"]

@@ -17,7 +17,7 @@ Every error a caller can cause is a DnervError: InputError, ConfigError, OutputE
 
 `import dnerv_codec` stays cheap (no torch, no PyAV): the names above import their modules on
 first use. `dn.encode` is the `dnerv_codec.encode` module made callable, so both
-`dn.encode(inputs, output, ...)` and `from dnerv_codec.encoder import encode, EncodeOptions` work.
+`dn.encode(inputs, output, ...)` and `from dnerv_codec.encoding.pipeline import encode` work.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from .config import ModelConfig, QuantConfig
     from .dataset import ArchiveDataset
     from .decode import Archive
-    from .encoder import EncodeOptions, EncodeReport
+    from .encoding.report import EncodeReport
+    from .options import EncodeOptions
     from .report import Reporter
 
 __version__ = "0.1.0"
@@ -73,8 +74,8 @@ __all__ = [
 _LAZY = {
     "Archive": "decode",
     "ArchiveDataset": "dataset",
-    "EncodeOptions": "encoder",
-    "EncodeReport": "encoder",
+    "EncodeOptions": "options",
+    "EncodeReport": "encoding.report",
 }
 
 
@@ -150,8 +151,8 @@ def encode(
         if height < 1 or width < 1:
             raise ConfigError(f"size must be positive, got {size!r}")
         size = (height, width)
-    from .encoder import EncodeOptions
-    from .encoder import encode as run_encode
+    from .encoding.pipeline import encode as run_encode
+    from .options import EncodeOptions
 
     opts = EncodeOptions(
         inputs=paths,
@@ -159,7 +160,7 @@ def encode(
         preset=preset,
         size=size,
         epochs=epochs,
-        time_limit_min=time_limit,
+        time_limit=time_limit,
         keyframe_codec=keyframe_codec,
         keyframe_quality=keyframe_quality,
         keyframe_gop=keyframe_gop,

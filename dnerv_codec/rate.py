@@ -82,6 +82,20 @@ def bits_per_param(quant: QuantConfig) -> float:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """What an archive is sized for: `frames` frames of height x width, `keyframes` of them coded."""
+
+    height: int
+    width: int
+    frames: int
+    keyframes: int
+
+    @property
+    def pixels(self) -> int:
+        return self.frames * self.height * self.width
+
+
+@dataclass(frozen=True)
 class RatePlan:
     keyframes: KeyframeConfig
     fc_dim: int
@@ -93,35 +107,34 @@ class RatePlan:
 
 def plan_rate(
     bpp: float,
-    pixels: int,
+    collection: Collection,
     preset: Preset,
     model: ModelConfig,
     key_cfg: KeyframeConfig,
     quant: QuantConfig,
-    height: int,
-    width: int,
-    n_keyframes: int,
     code_keyframes: Callable[[KeyframeConfig], list[bytes]],
     weight_share: float | None = None,
 ) -> RatePlan:
-    """Choose C0 and the keyframe CRF for `bpp` over `pixels`; code_keyframes(cfg) codes all
-    `n_keyframes` keyframes. weight_share: the share of the target meant for the weights (default:
-    the preset's weight bpp, at most MAX_WEIGHT_SHARE)."""
+    """Choose C0 and the keyframe CRF for `bpp` over the collection; code_keyframes(cfg) codes all
+    its keyframes. weight_share: the share of the target meant for the weights (default: the
+    preset's weight bpp, at most MAX_WEIGHT_SHARE)."""
     check_bpp(bpp)
     check_weight_share(weight_share)
+    pixels, height, width = collection.pixels, collection.height, collection.width
     target = int(bpp * pixels / 8)
     per_param = bits_per_param(quant)
-    if model.uses_keyframes:
-        share = weight_share if weight_share is not None else min(preset.weight_bpp / bpp, MAX_WEIGHT_SHARE)
-        weight_bits = share * bpp * pixels
-    else:  # NeRV: every byte goes to the network
-        weight_bits = max(target - overhead_bytes(0), 0) * 8
-    fc = choose_fc_dim(preset, model, height, width, pixels, weight_bits / pixels, per_param)
-    params = count_parameters(dataclasses.replace(model, fc_dim=fc), height, width)
-    weight_bytes = int(params * per_param / 8)
-    if not model.uses_keyframes:
+
+    def network(weight_bits: float) -> tuple[int, int]:
+        """The widest fc_dim within weight_bits, and its estimated weight bytes."""
+        fc = choose_fc_dim(preset, model, height, width, pixels, weight_bits / pixels, per_param)
+        return fc, int(count_parameters(dataclasses.replace(model, fc_dim=fc), height, width) * per_param / 8)
+
+    if not model.uses_keyframes:  # NeRV: every byte goes to the network
+        fc, weight_bytes = network(max(target - overhead_bytes(0), 0) * 8)
         return RatePlan(key_cfg, fc, [], 0, weight_bytes, target)
-    overhead = overhead_bytes(n_keyframes)
+    share = weight_share if weight_share is not None else min(preset.weight_bpp / bpp, MAX_WEIGHT_SHARE)
+    fc, weight_bytes = network(share * bpp * pixels)
+    overhead = overhead_bytes(collection.keyframes)
     budget = target - weight_bytes - overhead
 
     top = 63 if key_cfg.codec == "av1" else 51
@@ -138,26 +151,20 @@ def plan_rate(
             f"target {bpp:g} bpp is too low: the keyframes at the lowest quality (CRF {top}) "
             f"and the network need about {need:.4f} bpp"
         )
-    lo, hi = -1, top  # size(hi) fits, lo does not (-1: none tried); the lowest CRF that fits
+    quality = _lowest_fitting(size, budget, top)
+    keyframe_bytes = sum(len(b) for b in coded[quality])
+    leftover = budget - keyframe_bytes
+    # what the keyframes cannot use (best quality reached), the network can
+    if leftover > LEFTOVER_SHARE * target:
+        fc, weight_bytes = network((weight_bytes + leftover) * 8)
+    keyframes = dataclasses.replace(key_cfg, quality=quality)
+    return RatePlan(keyframes, fc, coded[quality], keyframe_bytes, weight_bytes, target)
+
+
+def _lowest_fitting(size: Callable[[int], int], budget: int, top: int) -> int:
+    """The lowest CRF whose size fits the budget, by bisection over [0, top]; size(top) fits."""
+    lo, hi = -1, top  # size(hi) fits, lo does not (-1: none tried)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if size(mid) <= budget else (mid, hi)
-    blobs = coded[hi]
-    leftover = budget - sum(len(b) for b in blobs)
-    if (
-        leftover > LEFTOVER_SHARE * target
-    ):  # the keyframes cannot use it (best quality reached): the network can
-        fc = choose_fc_dim(
-            preset, model, height, width, pixels, (weight_bytes + leftover) * 8 / pixels, per_param
-        )
-        weight_bytes = int(
-            count_parameters(dataclasses.replace(model, fc_dim=fc), height, width) * per_param / 8
-        )
-    return RatePlan(
-        dataclasses.replace(key_cfg, quality=hi),
-        fc,
-        blobs,
-        sum(len(b) for b in blobs),
-        weight_bytes,
-        target,
-    )
+    return hi

@@ -55,12 +55,12 @@ def test_exports():
         _ = dn.nope
 
 
-def test_encode_is_a_plain_function_beside_the_encoder_module():
-    from dnerv_codec.encoder import EncodeOptions
+def test_encode_is_a_plain_function_beside_the_encoding_package():
+    from dnerv_codec.options import EncodeOptions
 
     assert callable(dn.encode) and dn.EncodeOptions is EncodeOptions
     # importing the pipeline module first (as the CLI does) leaves dn.encode the function
-    code = "import dnerv_codec.encoder\nimport dnerv_codec as dn\nprint(dn.encode.__module__)"
+    code = "import dnerv_codec.encoding.pipeline\nimport dnerv_codec as dn\nprint(dn.encode.__module__)"
     assert run_python(code).stdout.strip() == "dnerv_codec"
 
 

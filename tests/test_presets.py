@@ -13,11 +13,12 @@ from conftest import SAMPLES
 
 from dnerv_codec.clips import Layout, VideoEntry
 from dnerv_codec.config import PRESETS
-from dnerv_codec.encoder import choose_fc_dim, working_size
+from dnerv_codec.encoding.frames import working_size
 from dnerv_codec.fit.data import ClipData
 from dnerv_codec.fit.trainer import Trainer, learning_rate
 from dnerv_codec.keyframes import decode_keyframes, encode_keyframes
 from dnerv_codec.model.dnerv import DNeRV
+from dnerv_codec.rate import choose_fc_dim
 from dnerv_codec.video.read import iter_frames, probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")

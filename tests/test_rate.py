@@ -10,7 +10,7 @@ from conftest import assert_clean_error, invoke, make_video, moving_frames
 import dnerv_codec as dn
 from dnerv_codec.config import COMPRESS, KeyframeConfig, ModelConfig, get_preset
 from dnerv_codec.errors import ConfigError
-from dnerv_codec.rate import overhead_bytes, plan_rate
+from dnerv_codec.rate import Collection, overhead_bytes, plan_rate
 
 
 @pytest.mark.parametrize("value", ["0", "-0.5", "24.5"])
@@ -32,7 +32,7 @@ def test_bpp_with_a_fixed_width_is_a_clean_error(runner, tmp_path):
 def _plan(bpp, code):
     preset = get_preset("fast")
     return plan_rate(
-        bpp, 100 * 64 * 64, preset, ModelConfig(), KeyframeConfig(), preset.quant, 64, 64, 1, code
+        bpp, Collection(64, 64, 100, 1), preset, ModelConfig(), KeyframeConfig(), preset.quant, code
     )
 
 
@@ -88,7 +88,14 @@ def test_weight_share_moves_the_split():
 
     def plan(share):
         return plan_rate(
-            2.0, 100 * 64 * 64, preset, ModelConfig(), KeyframeConfig(), preset.quant, 64, 64, 1, code, share
+            2.0,
+            Collection(64, 64, 100, 1),
+            preset,
+            ModelConfig(),
+            KeyframeConfig(),
+            preset.quant,
+            code,
+            share,
         )
 
     small, large = plan(0.1), plan(0.6)

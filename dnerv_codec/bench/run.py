@@ -665,7 +665,7 @@ def run_bench(
 
     Raises InputError (no usable video), ConfigError (unknown codec or anchor), OutputError."""
     from ..config import get_preset
-    from ..encoder import working_size
+    from ..encoding.frames import working_size
     from ..video.read import find_videos
 
     reporter = reporter or Reporter()

@@ -1,0 +1,127 @@
+"""Fit stage: the network built and fitted to the cached frames (fit/trainer.py), with checkpoints
+next to the output (rank 0) that --resume continues from, and Ctrl-C turned into Interrupted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import Interrupted, ResumeError
+from ..fit.checkpoint import Checkpoint
+from ..fit.data import ClipData
+from ..fit.distributed import Dist
+from ..fit.finetune import fit_share
+from ..fit.trainer import FitResult, Trainer
+from ..model.build import build_model
+from ..report import Reporter
+from .frames import Frames
+from .keyframes import Keyframes, Normalisation
+from .plan import Configs, Plan
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where the fit's checkpoints go, what each records, and the one resumed from (if any)."""
+
+    path: Path
+    fingerprint: str
+    recorded: dict  # the settings
+    loaded: Checkpoint | None
+
+    def keyframes(self) -> list[bytes]:
+        """The coded keyframes the loaded checkpoint kept, so they are not coded twice."""
+        return [self.loaded.blobs[_blob_name(i)] for i in range(len(self.loaded.blobs))]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    trainer: Trainer  # holds the fitted model (trainer.net)
+    colours: Normalisation  # the normalisation it was fitted with
+    result: FitResult
+    params: int
+
+
+def _blob_name(keyframe: int) -> str:
+    return f"key{keyframe}"
+
+
+def check_resumable(path: Path, resume: bool) -> None:
+    """Early, before decoding every video into the cache."""
+    if resume and not path.exists():
+        raise ResumeError(f"no checkpoint to resume at {path}")
+
+
+def resume_point(path: Path, resume: bool, plan: Plan) -> Resume:
+    """The checkpoint to resume (ResumeError unless it was made with the same inputs and settings)."""
+    loaded = Checkpoint.load(path) if resume else None
+    if loaded is not None and loaded.meta.get("fingerprint") != plan.fingerprint:
+        raise ResumeError(
+            f"the inputs or settings differ from those of the checkpoint {path}; "
+            "run again with the same inputs and options, or without --resume to start over"
+        )
+    return Resume(path, plan.fingerprint, plan.recorded, loaded)
+
+
+def fit_network(
+    configs: Configs,
+    frames: Frames,
+    keys: Keyframes,
+    resume: Resume,
+    device: torch.device,
+    ctx: Dist,
+    reporter: Reporter,
+) -> Fitted:
+    colours = keys.colours
+    if resume.loaded is not None:
+        colours = Normalisation(tuple(resume.loaded.meta["mean"]), tuple(resume.loaded.meta["std"]))
+    torch.manual_seed(configs.fit.seed)
+    model = build_model(configs.model, *frames.shape)
+    model.set_normalization(list(colours.mean), list(colours.std))
+    model.to(device)
+    data = ClipData(frames.layout, frames.videos, keys.decoded, global_time=not configs.model.uses_keyframes)
+    trainer = Trainer(model, data, configs.fit, device, ctx)
+    if resume.loaded is not None:
+        state = resume.loaded
+        trainer.load_state(state.tensors, state.meta["step"], state.meta["elapsed"])
+        reporter.info(f"resuming from step {trainer.step} ({trainer.elapsed:.0f} s fitted)")
+    params = sum(p.numel() for p in model.parameters())
+    reporter.info(f"network: {params:,} parameters (fc_dim {configs.model.fc_dim})")
+    trainer.budget_share = fit_share(configs.quant)  # the compression fine-tune takes the rest
+    save = _checkpointer(trainer, resume, colours, keys.blobs) if ctx.is_main else None
+    return Fitted(trainer, colours, _run(trainer, save, resume.path, reporter), params)
+
+
+def _checkpointer(trainer: Trainer, resume: Resume, colours: Normalisation, blobs: list[bytes]):
+    def save() -> None:
+        meta = {
+            "fingerprint": resume.fingerprint,
+            "step": trainer.step,
+            "elapsed": trainer.elapsed,
+            "mean": list(colours.mean),
+            "std": list(colours.std),
+            "configs": resume.recorded,
+        }
+        blob_map = {_blob_name(i): b for i, b in enumerate(blobs)}
+        Checkpoint(meta, trainer.state_tensors(), blob_map).save(resume.path)
+
+    return save
+
+
+def _run(trainer: Trainer, save, checkpoint: Path, reporter: Reporter) -> FitResult:
+    cfg = trainer.cfg
+    total = cfg.epochs * trainer.steps_per_epoch if cfg.time_limit_min is None else None
+    total = round(total * trainer.budget_share) if total else None
+    with reporter.task("fitting", total=total if total else 1.0, unit="step") as task:
+
+        def on_progress(p):
+            fields = {"loss": p.loss, "psnr": p.psnr, "epoch": p.epoch}
+            task.update(p.step if total else p.fraction, **fields)
+
+        try:
+            return trainer.run(on_progress, save)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted; fit saved to {checkpoint}; run the same command with --resume to continue"
+            ) from None
