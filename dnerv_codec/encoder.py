@@ -38,45 +38,11 @@ from .fit.trainer import Trainer
 from .keyframes import decode_keyframe_run, encode_keyframes, keyframe_groups
 from .metrics import QualityMeter
 from .model.build import build_model
+from .options import EncodeOptions
 from .rate import check_bpp, check_weight_share, choose_fc_dim, overhead_bytes, plan_rate
 from .report import Reporter
 from .video.cache import open_frames, write_frames
 from .video.read import VideoInfo, find_videos, iter_frames
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """Everything `dnerv encode` takes. None means: the preset's value."""
-
-    inputs: tuple[Path, ...]
-    output: Path
-    preset: str = "default"
-    size: tuple[int, int] | None = None
-    epochs: int | None = None
-    time_limit_min: float | None = None
-    keyframe_codec: str | None = None
-    keyframe_quality: int | None = None
-    keyframe_gop: int | None = None
-    fc_dim: int | None = None
-    weight_bpp: float | None = None
-    bpp: float | None = None
-    model: ModelConfig | None = None
-    """Replaces the preset's network shape (library use; fc_dim is still chosen unless given)."""
-    quant: QuantConfig | None = None
-    """Replaces the preset's weight compression (library use, e.g. plain 8 bits: QuantConfig())."""
-    weight_share: float | None = None
-    """With bpp: the share of the target meant for the weights (library use; default: the preset's
-    rule, see rate.plan_rate)."""
-    weight_bytes: int | None = None
-    """Budget of the weight compression: its bit depths are fitted to at most about this many
-    weight bytes (library use; --bpp sets it from the target)."""
-    batch_size: int | None = None
-    lr: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    cache_dir: Path | None = None
-    resume: bool = False
-    force: bool = False
 
 
 @dataclass
@@ -170,9 +136,9 @@ def resolve_configs(
         keyframes = KeyframeConfig(codec=codec, quality=quality, gop=gop)
     fit = preset.fit
     changes: dict = {"seed": opts.seed}
-    if opts.epochs is not None or opts.time_limit_min is not None:
+    if opts.epochs is not None or opts.time_limit is not None:
         # An explicit schedule replaces the preset's: --epochs alone gives a reproducible fit.
-        changes.update(epochs=opts.epochs, time_limit_min=opts.time_limit_min)
+        changes.update(epochs=opts.epochs, time_limit=opts.time_limit)
     if opts.batch_size is not None:
         changes["batch_size"] = opts.batch_size
     if opts.lr is not None:
@@ -335,7 +301,7 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         params = sum(p.numel() for p in model.parameters())
         reporter.info(f"network: {params:,} parameters (fc_dim {model_cfg.fc_dim})")
         trainer.budget_share = fit_share(quant_cfg)  # the compression fine-tune takes the rest
-        total = fit_cfg.epochs * trainer.steps_per_epoch if fit_cfg.time_limit_min is None else None
+        total = fit_cfg.epochs * trainer.steps_per_epoch if fit_cfg.time_limit is None else None
         total = round(total * trainer.budget_share) if total else None
         with reporter.task("fitting", total=total if total else 1.0, unit="step") as task:
 
