@@ -130,14 +130,12 @@ def encode(
     Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
     fit; a checkpoint is kept and resume=True continues it).
     """
-    given = dict(locals())  # the keywords as passed, before any other name is bound here
-    import dataclasses
-
+    options = dict(locals())  # the keywords as passed, before any other name is bound here
+    del options["reporter"]
     from .encoder import encode as run_encode
     from .options import EncodeOptions
 
-    options = EncodeOptions.from_call({f.name: given[f.name] for f in dataclasses.fields(EncodeOptions)})
-    return run_encode(options, reporter)
+    return run_encode(EncodeOptions.from_call(options), reporter)
 
 
 def __getattr__(name: str) -> Any:

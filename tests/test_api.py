@@ -56,7 +56,7 @@ def test_exports():
 
 
 def test_encode_is_a_plain_function_beside_the_encoder_module():
-    from dnerv_codec.encoder import EncodeOptions
+    from dnerv_codec.options import EncodeOptions
 
     assert callable(dn.encode) and dn.EncodeOptions is EncodeOptions
     # importing the pipeline module first (as the CLI does) leaves dn.encode the function
