@@ -10,10 +10,9 @@ import inspect
 import json
 import os
 import sys
-import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.markup import escape
@@ -96,7 +95,7 @@ _CLI_ONLY = [  # options of the command itself, not of the encode
 
 
 def _encode_signature() -> inspect.Signature:
-    hints = typing.get_type_hints(EncodeOptions)
+    hints = get_type_hints(EncodeOptions)
     table = [_encode_parameter(f, hints) for f in dataclasses.fields(EncodeOptions) if f.metadata["cli"]]
     return inspect.Signature([*table, *_CLI_ONLY])
 

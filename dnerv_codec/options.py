@@ -1,11 +1,12 @@
 """Every option of an encode, declared once: the fields of EncodeOptions.
 
-Each field carries its help text as metadata (what `dnerv encode --help` prints, word for word) and
-how the CLI shows it. Built from this table: the `dnerv encode` command (cli.py), the keywords
-`dn.encode` forwards (dnerv_codec/__init__.py) and the bench's DnervSetting (bench/run.py);
-tests/test_options.py checks that all three match it. Ranges are checked once, by the config that
-receives each value (config.FitConfig, KeyframeConfig, ModelConfig, rate.check_bpp), so the CLI's
-one-line error messages come from there.
+Each field carries as metadata its help text (what `dnerv encode --help` prints, word for word),
+how the CLI shows it, and the values it accepts (ge/gt/le/lt bounds, choices). Built from this
+table: the `dnerv encode` command (cli.py), the keywords `dn.encode` forwards
+(dnerv_codec/__init__.py) and the bench's DnervSetting (bench/run.py). The values are refused where
+they are used (config.FitConfig, KeyframeConfig, ModelConfig, rate.check_bpp, ...), with the
+one-line messages the CLI prints; tests/test_options.py checks that the CLI, dn.encode and the bench
+match the table and that a value just outside each bound and choice declared here is refused there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, ModelConfig, QuantConfig
+from .config import KEYFRAME_CODECS, MAX_KEYFRAME_GOP, PRESETS, ModelConfig, QuantConfig
 from .errors import ConfigError, InputError
 
 
@@ -30,11 +31,16 @@ def option(
     cli: bool = True,
     argument: bool = False,
     cli_type: Any = None,
+    **accepts: Any,
 ) -> Any:
     """A field of EncodeOptions with its help. flags: the CLI's names when not --field-name;
     cli=False: library only (no CLI option); argument: a positional CLI argument; cli_type: the
-    type the CLI parses when it is not the field's (the library parses the text)."""
-    meta = {"help": help, "flags": flags, "cli": cli, "argument": argument, "cli_type": cli_type}
+    type the CLI parses when it is not the field's (the library parses the text). accepts: the
+    values allowed besides None, as bounds ge, gt, le, lt (>=, >, <=, <) and/or choices."""
+    unknown = set(accepts) - {"ge", "gt", "le", "lt", "choices"}
+    if unknown:
+        raise TypeError(f"unknown option() arguments: {', '.join(sorted(unknown))}")
+    meta = {"help": help, "flags": flags, "cli": cli, "argument": argument, "cli_type": cli_type, **accepts}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -49,23 +55,30 @@ class EncodeOptions:
         help="Video files and/or folders (searched recursively).", argument=True, cli_type=list[Path]
     )
     output: Path = option(help="Archive to write, e.g. archive.dnv.", flags=("-o", "--output"))
-    preset: str = option("default", help=_PRESET_HELP)
+    preset: str = option("default", help=_PRESET_HELP, choices=tuple(PRESETS))
     size: tuple[int, int] | None = option(
         None, help="Working size HEIGHTxWIDTH (default: the inputs' own when shared).", cli_type=str | None
     )
-    epochs: int | None = option(None, help="Fit for this many epochs (reproducible with --seed).")
-    time_limit: float | None = option(None, help="Fit for this many minutes; the schedule spans them.")
-    keyframe_codec: str | None = option(None, help="hevc, h264 or av1.")
-    keyframe_quality: int | None = option(None, help="Keyframe CRF (lower is better).")
+    epochs: int | None = option(None, help="Fit for this many epochs (reproducible with --seed).", ge=1)
+    time_limit: float | None = option(None, help="Fit for this many minutes; the schedule spans them.", gt=0)
+    keyframe_codec: str | None = option(None, help="hevc, h264 or av1.", choices=KEYFRAME_CODECS)
+    # its top depends on the codec (KeyframeConfig): 51 for hevc and h264, 63 for av1
+    keyframe_quality: int | None = option(None, help="Keyframe CRF (lower is better).", ge=0)
     keyframe_gop: int | None = option(
-        None, help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra)."
+        None,
+        help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra).",
+        ge=1,
+        le=MAX_KEYFRAME_GOP,
     )
-    fc_dim: int | None = option(None, help="Network width C0 (default: sized to the data).")
+    fc_dim: int | None = option(None, help="Network width C0 (default: sized to the data).", ge=1)
     bpp: float | None = option(
-        None, help="Target bits per pixel: picks the keyframe quality and the network width."
+        None, help="Target bits per pixel: picks the keyframe quality and the network width.", gt=0, le=24
     )
     weight_bpp: float | None = option(
-        None, help="Bits per pixel the network's weights may cost; sets C0 (default: the preset's)."
+        None,
+        help="Bits per pixel the network's weights may cost; sets C0 (default: the preset's).",
+        gt=0,
+        le=24,
     )
     model: ModelConfig | None = option(
         None,
@@ -82,15 +95,18 @@ class EncodeOptions:
         help="With bpp: the share of the target meant for the weights (default: the preset's rule, "
         "see rate.plan_rate).",
         cli=False,
+        gt=0,
+        lt=1,
     )
     weight_bytes: int | None = option(
         None,
         help="Budget of the weight compression: its bit depths are fitted to at most about this many "
         "weight bytes (--bpp sets it from the target).",
         cli=False,
+        ge=1,
     )
-    batch_size: int | None = option(None, help="Clips per step.")
-    lr: float | None = option(None, help="Peak learning rate.")
+    batch_size: int | None = option(None, help="Clips per step.", ge=1)
+    lr: float | None = option(None, help="Peak learning rate.", gt=0)
     seed: int = option(0, help="Seed of initialisation and data order.")
     device: str = option("auto", help="auto, cpu or cuda.")
     cache_dir: Path | None = option(None, help="Folder of the temporary frame cache.")

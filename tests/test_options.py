@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import invoke
+from conftest import invoke, make_video, moving_frames
 
 import dnerv_codec as dn
 from dnerv_codec.bench.run import _PER_RUN, DNERV_LADDER, NERV_QUICK, DnervSetting, cache_key
@@ -114,6 +114,47 @@ def test_cli_forwards_every_option(runner, captured):
     cli_held = {k: v for k, v in HELD.items() if k in {f.name for f in CLI_FIELDS}}
     defaults = {f.name: f.default for f in dataclasses.fields(EncodeOptions) if not f.metadata["cli"]}
     assert dataclasses.asdict(captured[0]) == dataclasses.asdict(EncodeOptions(**cli_held, **defaults))
+
+
+def _outside(meta) -> list:
+    """A value just outside each bound and choice a field declares."""
+    values = []
+    if "ge" in meta:
+        values.append(meta["ge"] - 1)
+    if "gt" in meta:
+        values.append(meta["gt"])
+    if "le" in meta:
+        values.append(meta["le"] + 1)
+    if "lt" in meta:
+        values.append(meta["lt"])
+    if "choices" in meta:
+        values.append("bogus")
+    return values
+
+
+REFUSED = [(f.name, v) for f in dataclasses.fields(EncodeOptions) for v in _outside(f.metadata)]
+WORDS = {"fc_dim": "width", "weight_bytes": "weight byte"}  # what the error calls them
+NEEDS = {"weight_share": {"bpp": 0.05}}  # a share is a share of a target
+
+
+def test_every_option_with_a_range_declares_it():
+    assert sorted({n for n, _ in REFUSED}) == sorted(
+        ["preset", "epochs", "time_limit", "keyframe_codec", "keyframe_quality", "keyframe_gop", "fc_dim"]
+        + ["bpp", "weight_bpp", "weight_share", "weight_bytes", "batch_size", "lr"]
+    )
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("options") / "v.mkv", moving_frames(4, 32, 32))
+
+
+@pytest.mark.parametrize(("name", "value"), REFUSED, ids=[f"{n}={v}" for n, v in REFUSED])
+def test_a_value_outside_a_declared_range_is_refused(small_video, tmp_path, name, value):
+    given = {"preset": "fast", "epochs": 1, "device": "cpu", **NEEDS.get(name, {}), name: value}
+    with pytest.raises(dn.ConfigError) as caught:
+        dn.encode(small_video, tmp_path / "a.dnv", **given)
+    assert WORDS.get(name, name.replace("_", " ")) in str(caught.value)
 
 
 def test_bench_settings_are_the_declared_fields():
