@@ -51,9 +51,9 @@ BD_ROWS = {  # anchor: the curves compared with it
 
 
 def ladder(fit_min: float, targets: tuple[float, ...]) -> tuple[DnervSetting, ...]:
-    dnerv = [DnervSetting("default", time_limit_min=fit_min, bpp=b) for b in targets]
+    dnerv = [DnervSetting("default", time_limit=fit_min, bpp=b) for b in targets]
     plain = [
-        DnervSetting("default", q, time_limit_min=fit_min, curve="plain", keyframe_gop=1, quant=QuantConfig())
+        DnervSetting("default", q, time_limit=fit_min, curve="plain", keyframe_gop=1, quant=QuantConfig())
         for q in PLAIN_CRFS
     ]
     return tuple(dnerv + plain)

@@ -16,14 +16,13 @@ Every error a caller can cause is a DnervError: InputError, ConfigError, OutputE
 (UnsupportedVersionError), ResumeError, ClipIndexError (also an IndexError) and Interrupted.
 
 `import dnerv_codec` stays cheap (no torch, no PyAV): the names above import their modules on
-first use. `dn.encode` is the `dnerv_codec.encode` module made callable, so both
-`dn.encode(inputs, output, ...)` and `from dnerv_codec.encoding.pipeline import encode` work.
+first use. `dn.encode` gathers its keywords into an EncodeOptions (dnerv_codec/options.py, where
+every option is declared once, with its help) and runs `dnerv_codec.encoding.pipeline.encode`.
 """
 
 from __future__ import annotations
 
 import importlib
-import operator
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -103,8 +102,8 @@ def encode(
     keyframe_quality: int | None = None,
     keyframe_gop: int | None = None,
     fc_dim: int | None = None,
-    weight_bpp: float | None = None,
     bpp: float | None = None,
+    weight_bpp: float | None = None,
     model: ModelConfig | None = None,
     quant: QuantConfig | None = None,
     weight_share: float | None = None,
@@ -122,64 +121,21 @@ def encode(
     EncodeReport (bytes, bpp, psnr, ms_ssim, ...), measured on frames decoded from the file
     (None in a torchrun worker other than rank 0).
 
-    inputs: a video file or folder (searched recursively; names are paths relative to it, so
-    `folder/class/v.mp4` becomes `class/v.mp4`), or a list of them. The options are the CLI's:
-    size "HxW" or (height, width); time_limit in minutes; None means the preset's value.
-    Library only: model (a config.ModelConfig) and quant (a config.QuantConfig) replace the
-    preset's network shape and weight compression; weight_bytes caps the weight bytes;
-    weight_share (with bpp) sets the share of the target meant for the weights.
+    Every keyword but `reporter` is a field of EncodeOptions (dnerv_codec/options.py), which says
+    what each means; None means the preset's value. inputs: a video file or folder (searched
+    recursively; names are paths relative to it, so `folder/class/v.mp4` becomes `class/v.mp4`), or
+    a list of them; size "HxW" or (height, width); time_limit in minutes. Library only: model,
+    quant, weight_share and weight_bytes.
     reporter: a dnerv_codec.report.Reporter to receive progress (default: silent).
     Raises InputError, OutputError, ConfigError, ResumeError or Interrupted (Ctrl-C during the
     fit; a checkpoint is kept and resume=True continues it).
     """
-    from pathlib import Path
-
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    paths = tuple(Path(p) for p in inputs)
-    if not paths:
-        raise InputError("no inputs given: pass a video file, a folder or a list of them")
-    if isinstance(size, str):
-        from .export import parse_size
-
-        size = parse_size(size)
-    elif size is not None:
-        try:
-            height, width = (operator.index(s) for s in size)
-        except (TypeError, ValueError):
-            raise ConfigError(f"size must be 'HxW' or (height, width), got {size!r}") from None
-        if height < 1 or width < 1:
-            raise ConfigError(f"size must be positive, got {size!r}")
-        size = (height, width)
+    options = dict(locals())  # the keywords as passed, before any other name is bound here
+    del options["reporter"]
     from .encoding.pipeline import encode as run_encode
     from .options import EncodeOptions
 
-    opts = EncodeOptions(
-        inputs=paths,
-        output=Path(output),
-        preset=preset,
-        size=size,
-        epochs=epochs,
-        time_limit=time_limit,
-        keyframe_codec=keyframe_codec,
-        keyframe_quality=keyframe_quality,
-        keyframe_gop=keyframe_gop,
-        fc_dim=fc_dim,
-        weight_bpp=weight_bpp,
-        bpp=bpp,
-        model=model,
-        quant=quant,
-        weight_share=weight_share,
-        weight_bytes=weight_bytes,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        resume=resume,
-        force=force,
-    )
-    return run_encode(opts, reporter)
+    return run_encode(EncodeOptions.from_call(options), reporter)
 
 
 def __getattr__(name: str) -> Any:

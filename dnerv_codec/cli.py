@@ -5,27 +5,27 @@ DnervError becomes one red line and exit code 1 (2 for usage errors, 130 for Ctr
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .config import PRESETS
 from .console import RichReporter, console
 from .errors import DnervError, Interrupted
+from .options import EncodeOptions
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Neural video codec: many videos, one D-NeRV archive."
 )
 T = TypeVar("T")
-
-_PRESET_HELP = "Named settings: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
 
 
 def _line(exc: BaseException) -> str:
@@ -65,50 +65,42 @@ def _emit_json(doc: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
-@app.command()
-def encode(
-    inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Archive to write, e.g. archive.dnv.")],
-    preset: Annotated[str, typer.Option(help=_PRESET_HELP)] = "default",
-    size: Annotated[
-        str | None, typer.Option(help="Working size HEIGHTxWIDTH (default: the inputs' own when shared).")
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="Fit for this many epochs (reproducible with --seed).")
-    ] = None,
-    time_limit: Annotated[
-        float | None, typer.Option(help="Fit for this many minutes; the schedule spans them.")
-    ] = None,
-    keyframe_codec: Annotated[str | None, typer.Option(help="hevc, h264 or av1.")] = None,
-    keyframe_quality: Annotated[int | None, typer.Option(help="Keyframe CRF (lower is better).")] = None,
-    keyframe_gop: Annotated[
-        int | None,
-        typer.Option(help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra)."),
-    ] = None,
-    fc_dim: Annotated[int | None, typer.Option(help="Network width C0 (default: sized to the data).")] = None,
-    bpp: Annotated[
-        float | None,
-        typer.Option(help="Target bits per pixel: picks the keyframe quality and the network width."),
-    ] = None,
-    weight_bpp: Annotated[
-        float | None,
-        typer.Option(help="Bits per pixel the network's weights may cost; sets C0 (default: the preset's)."),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    cache_dir: Annotated[Path | None, typer.Option(help="Folder of the temporary frame cache.")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted fit from its checkpoint.")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    nproc: Annotated[
-        int, typer.Option(help="Fit with N processes on this machine (torchrun + DistributedDataParallel).")
-    ] = 1,
-) -> None:
+def _keyword(name: str, default: Any, kind: Any, info: Any) -> inspect.Parameter:
+    """One parameter of a command whose signature is built (typer reads `info` from Annotated)."""
+    annotation = Annotated[kind, info]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _encode_parameter(f: dataclasses.Field, hints: dict[str, Any]) -> inspect.Parameter:
+    """The typer parameter of one EncodeOptions field: its help, names and default from the table."""
+    meta = f.metadata
+    if meta["argument"]:
+        info = typer.Argument(help=meta["help"])
+    else:
+        info = typer.Option(*(meta["flags"] or (f"--{f.name.replace('_', '-')}",)), help=meta["help"])
+    default = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+    return _keyword(f.name, default, meta["cli_type"] or hints[f.name], info)
+
+
+_CLI_ONLY = [  # options of the command itself, not of the encode
+    _keyword("as_json", False, bool, typer.Option("--json", help="Print one JSON object on stdout.")),
+    _keyword("quiet", False, bool, typer.Option("--quiet", "-q", help="No progress bars.")),
+    _keyword(
+        "nproc",
+        1,
+        int,
+        typer.Option(help="Fit with N processes on this machine (torchrun + DistributedDataParallel)."),
+    ),
+]
+
+
+def _encode_signature() -> inspect.Signature:
+    hints = get_type_hints(EncodeOptions)
+    table = [_encode_parameter(f, hints) for f in dataclasses.fields(EncodeOptions) if f.metadata["cli"]]
+    return inspect.Signature([*table, *_CLI_ONLY])
+
+
+def encode(*, as_json: bool, quiet: bool, nproc: int, **options: Any) -> None:
     """Fit one D-NeRV network to all INPUTS and write one archive."""
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from .fit.distributed import launch
@@ -116,36 +108,21 @@ def encode(
         raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))
     from . import encode as run_encode
 
-    def work():
-        return run_encode(
-            inputs,
-            output,
-            preset=preset,
-            size=size,
-            epochs=epochs,
-            time_limit=time_limit,
-            keyframe_codec=keyframe_codec,
-            keyframe_quality=keyframe_quality,
-            keyframe_gop=keyframe_gop,
-            fc_dim=fc_dim,
-            weight_bpp=weight_bpp,
-            bpp=bpp,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            device=device,
-            cache_dir=cache_dir,
-            resume=resume,
-            force=force,
-            reporter=RichReporter(quiet=quiet or as_json),
-        )
-
-    report = _run(work)
+    report = _run(lambda: run_encode(**options, reporter=RichReporter(quiet=quiet or as_json)))
     if report is None:  # a torchrun worker other than rank 0: rank 0 reports
         return
     if as_json:
         _emit_json(report.to_json())
         return
+    _print_encode_report(report)
+
+
+# typer reads the command's options from its signature: the fields of options.EncodeOptions
+encode.__signature__ = _encode_signature()  # type: ignore[attr-defined]
+app.command()(encode)
+
+
+def _print_encode_report(report) -> None:
     table = Table(title=escape(str(report.output)), show_header=False)
     ms = f"{report.ms_ssim:.4f}" if report.ms_ssim is not None else "n/a"
     blend = "n/a (no keyframes)"
@@ -245,33 +222,47 @@ def info(
         f"{doc['height']}x{doc['width']}; {doc['model']['kind']} network of {doc['params']:,} parameters "
         f"({doc['weight_bits']}-bit), {keyframes}"
     )
-    videos = Table("video", "frames", "fps", "original size", "clips")
-    for v in doc["videos"]:
+    console.print(_videos_table(doc["videos"]))
+    if clips:
+        console.print(_clips_table(doc["clips"]))
+    console.print(_sections_table(doc))
+    console.print(_weights_table(doc["weights"]))
+
+
+def _videos_table(videos: list[dict[str, Any]]) -> Table:
+    table = Table("video", "frames", "fps", "original size", "clips")
+    for v in videos:
         last = v["first_clip"] + v["clips"] - 1
-        videos.add_row(
+        table.add_row(
             escape(v["name"]),
             str(v["frames"]),
             f"{v['fps']:.3g}",
             f"{v['height']}x{v['width']}",
             f"{v['first_clip']}..{last}",
         )
-    console.print(videos)
-    if clips:
-        table = Table("clip", "video", "frames")
-        for c in doc["clips"]:
-            table.add_row(
-                str(c["index"]), escape(c["video"]), f"{c['start']}..{c['start'] + c['frames'] - 1}"
-            )
-        console.print(table)
-    sizes = Table("section", "bytes", "share", "bpp")
+    return table
+
+
+def _clips_table(clips: list[dict[str, Any]]) -> Table:
+    table = Table("clip", "video", "frames")
+    for c in clips:
+        table.add_row(str(c["index"]), escape(c["video"]), f"{c['start']}..{c['start'] + c['frames'] - 1}")
+    return table
+
+
+def _sections_table(doc: dict[str, Any]) -> Table:
+    table = Table("section", "bytes", "share", "bpp")
     total = doc["bytes"]["total"]
     pixels = doc["frames"] * doc["width"] * doc["height"]
     for name, n in doc["bytes"].items():
-        sizes.add_row(name, f"{n:,}", f"{100 * n / total:.1f}%", f"{8 * n / pixels:.4f}")
-    console.print(sizes)
-    weights = Table("weights", "tensors", "params", "bytes", "entropy", "side", "bits/param")
-    for r in doc["weights"]:
-        weights.add_row(
+        table.add_row(name, f"{n:,}", f"{100 * n / total:.1f}%", f"{8 * n / pixels:.4f}")
+    return table
+
+
+def _weights_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table("weights", "tensors", "params", "bytes", "entropy", "side", "bits/param")
+    for r in rows:
+        table.add_row(
             r["class"],
             str(r["tensors"]),
             f"{r['params']:,}",
@@ -280,7 +271,7 @@ def info(
             f"{r['side']:,.0f}",
             f"{r['bits_per_param']:.2f}",
         )
-    console.print(weights)
+    return table
 
 
 @app.command()
@@ -321,11 +312,8 @@ def bench(
     from .bench.run import run_bench
 
     def work():
-        work_size = None
-        if size is not None:
-            from .export import parse_size
+        from .export import parse_size
 
-            work_size = parse_size(size)
         return run_bench(
             inputs,
             output,
@@ -334,51 +322,66 @@ def bench(
             separate=separate,
             recompute=recompute,
             anchor=anchor,
-            size=work_size,
+            size=None if size is None else parse_size(size),
             reporter=RichReporter(quiet=quiet),
         )
 
-    result = _run(work)
+    _print_bench(_run(work))
 
-    def num(value, fmt: str) -> str:
-        return "-" if value is None else format(value, fmt)
 
-    table = Table(title="points")
-    table.add_column("codec", no_wrap=True)
-    table.add_column("setting", no_wrap=True)
-    for column in ("bpp", "PSNR", "MS-SSIM", "enc fps", "dec fps", "fit s"):
-        table.add_column(column, justify="right")
-    for p in result.points:
-        table.add_row(
-            p["codec"],
-            escape(p["label"]),
-            f"{p['bpp']:.4f}",
-            f"{p['psnr']:.2f}",
-            num(p["ms_ssim"], ".4f"),
-            num(p["encode_fps"], ".1f"),
-            num(p["decode_fps"], ".1f"),
-            num(p["fit_seconds"], ".0f"),
-        )
-    console.print(table)
+def _print_bench(result) -> None:
+    console.print(_points_table(result.points))
     if result.bd:
-        bd = Table(
-            "codec", "BD-rate PSNR", "BD-rate MS-SSIM", "BD-PSNR", "dPSNR at equal bpp",
-            title=f"against {result.anchor} (negative BD-rate: fewer bits)",
-        )  # fmt: skip
-        for row in result.bd:
-            bd.add_row(
-                row["codec"],
-                num(row["bd_rate_psnr"], "+.1f") + ("%" if row["bd_rate_psnr"] is not None else ""),
-                num(row["bd_rate_ms_ssim"], "+.1f") + ("%" if row["bd_rate_ms_ssim"] is not None else ""),
-                num(row["bd_psnr"], "+.2f"),
-                num(row["psnr_at_equal_rate"], "+.2f"),
-            )
-        console.print(bd)
+        console.print(_bd_table(result.bd, result.anchor))
     console.print(
         f"{result.computed} point(s) computed, {result.cached} from the cache; wrote "
         + ", ".join(escape(str(f)) for f in result.files.values()),
         soft_wrap=True,
     )
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _percent(value: float | None) -> str:
+    return _num(value, "+.1f") + ("%" if value is not None else "")
+
+
+def _points_table(points: list[dict[str, Any]]) -> Table:
+    table = Table(title="points")
+    table.add_column("codec", no_wrap=True)
+    table.add_column("setting", no_wrap=True)
+    for column in ("bpp", "PSNR", "MS-SSIM", "enc fps", "dec fps", "fit s"):
+        table.add_column(column, justify="right")
+    for p in points:
+        table.add_row(
+            p["codec"],
+            escape(p["label"]),
+            f"{p['bpp']:.4f}",
+            f"{p['psnr']:.2f}",
+            _num(p["ms_ssim"], ".4f"),
+            _num(p["encode_fps"], ".1f"),
+            _num(p["decode_fps"], ".1f"),
+            _num(p["fit_seconds"], ".0f"),
+        )
+    return table
+
+
+def _bd_table(rows: list[dict[str, Any]], anchor: str) -> Table:
+    table = Table(
+        "codec", "BD-rate PSNR", "BD-rate MS-SSIM", "BD-PSNR", "dPSNR at equal bpp",
+        title=f"against {anchor} (negative BD-rate: fewer bits)",
+    )  # fmt: skip
+    for row in rows:
+        table.add_row(
+            row["codec"],
+            _percent(row["bd_rate_psnr"]),
+            _percent(row["bd_rate_ms_ssim"]),
+            _num(row["bd_psnr"], "+.2f"),
+            _num(row["psnr_at_equal_rate"], "+.2f"),
+        )
+    return table
 
 
 def main() -> None:

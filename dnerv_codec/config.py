@@ -128,9 +128,9 @@ class FitConfig:
     """The fitting schedule: AdamW, linear warm-up from 0.1 x lr, then cosine decay to zero."""
 
     epochs: int | None = 100
-    """Passes over all clips; with time_limit_min also set, the schedule follows the clock and
+    """Passes over all clips; with time_limit also set, the schedule follows the clock and
     this is an upper bound."""
-    time_limit_min: float | None = None
+    time_limit: float | None = None
     """Wall-clock budget of the fit in minutes; the learning-rate schedule spans it."""
     lr: float = 5e-3
     """Peak learning rate (small networks take larger ones than the reference's 5e-4)."""
@@ -146,12 +146,12 @@ class FitConfig:
     """Minutes between checkpoints (one is also written on Ctrl-C)."""
 
     def __post_init__(self) -> None:
-        if self.epochs is None and self.time_limit_min is None:
+        if self.epochs is None and self.time_limit is None:
             raise ConfigError("give a number of epochs or a time limit")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.time_limit_min is not None and not self.time_limit_min > 0:
-            raise ConfigError(f"time limit must be positive, got {self.time_limit_min}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError(f"time limit must be positive, got {self.time_limit}")
         if not self.lr > 0 or not 0 <= self.warmup_frac < 1:
             raise ConfigError("lr must be positive and warmup_frac in [0, 1)")
         if self.batch_size < 1:
@@ -251,7 +251,7 @@ PRESETS: dict[str, Preset] = {
             weight_bpp=0.01,
             model=ModelConfig(),
             keyframes=KeyframeConfig(codec="hevc", quality=32, gop=8),
-            fit=FitConfig(epochs=200, time_limit_min=3.0),
+            fit=FitConfig(epochs=200, time_limit=3.0),
             quant=COMPRESS,
         ),
         Preset(
@@ -260,7 +260,7 @@ PRESETS: dict[str, Preset] = {
             weight_bpp=0.015,
             model=ModelConfig(),
             keyframes=KeyframeConfig(codec="hevc", quality=30, gop=8),
-            fit=FitConfig(epochs=2000, time_limit_min=8.0),
+            fit=FitConfig(epochs=2000, time_limit=8.0),
             quant=COMPRESS,
         ),
         Preset(
@@ -269,7 +269,7 @@ PRESETS: dict[str, Preset] = {
             weight_bpp=0.05,
             model=ModelConfig(kind="nerv", pe_levels=40, stem_hidden=64),
             keyframes=KeyframeConfig(codec="hevc", quality=30),
-            fit=FitConfig(epochs=2000, time_limit_min=8.0),
+            fit=FitConfig(epochs=2000, time_limit=8.0),
             quant=COMPRESS,
         ),
         Preset(

@@ -167,17 +167,7 @@ def decode_all(
     All or nothing: the archive is verified and every output checked before anything is written,
     and the outputs of this call are removed again if it fails part way."""
     reporter = reporter or Reporter()
-    if fmt not in FORMATS:
-        raise OutputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder} exists and is not a folder")
-    if size is not None and size != "original":
-        parse_size(size)
-    targets = _targets(archive, folder, fmt)
-    existing = [t for t in targets if t.exists()]
-    if existing and not force:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputError(f"output {existing[0]} exists{more}; use --force to overwrite")
+    targets = _checked_targets(archive, folder, fmt, size, force)
     archive.reader.verify()  # a corrupt archive fails here, not after half the videos
     made_folder = not folder.exists()
     try:
@@ -195,12 +185,34 @@ def decode_all(
                 )
                 task.advance(1)
     except BaseException:
-        for out in written:
-            if out.is_dir():
-                shutil.rmtree(out, ignore_errors=True)
-            else:
-                out.unlink(missing_ok=True)
-        if made_folder:
-            shutil.rmtree(folder, ignore_errors=True)
+        _remove(written, folder if made_folder else None)
         raise
     return reports
+
+
+def _checked_targets(archive: Archive, folder: Path, fmt: str, size: str | None, force: bool) -> list[Path]:
+    """The outputs of decode_all, once the format, the folder, the size and (without force) that
+    none of them exists are checked."""
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} exists and is not a folder")
+    if size is not None and size != "original":
+        parse_size(size)
+    targets = _targets(archive, folder, fmt)
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"output {existing[0]} exists{more}; use --force to overwrite")
+    return targets
+
+
+def _remove(written: list[Path], made_folder: Path | None) -> None:
+    """Undo a failed decode_all: the outputs it wrote, and the folder if it made it."""
+    for out in written:
+        if out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            out.unlink(missing_ok=True)
+    if made_folder is not None:
+        shutil.rmtree(made_folder, ignore_errors=True)

@@ -204,8 +204,8 @@ def test_separate_and_nerv_points(tmp_path, tiny_clip, monkeypatch):
         calls.append((len(paths), kw["time_limit"], kw["weight_bpp"], kw["preset"], kw["weight_bytes"]))
         return _fake_encode(paths, archive, **kw)
 
-    ladder = (DnervSetting("tiny", 40, time_limit_min=1.0),)
-    nerv = (DnervSetting("nerv", weight_bpp=0.1, time_limit_min=1.0),)
+    ladder = (DnervSetting("tiny", 40, time_limit=1.0),)
+    nerv = (DnervSetting("nerv", weight_bpp=0.1, time_limit=1.0),)
     monkeypatch.setattr(run_mod.codecs_mod, "CODECS", {})  # neural points only
     result = run_bench(
         [tiny_clip[0], second],
@@ -247,7 +247,7 @@ def test_separate_models_share_the_joint_bits():
         params = count_parameters(dataclasses.replace(setting.model, fc_dim=setting.fc_dim), 256, 320)
         wider = count_parameters(dataclasses.replace(setting.model, fc_dim=setting.fc_dim + 1), 256, 320)
         assert params <= share * 113_753 < wider
-        assert setting.weight_bytes == share * 64_000 and setting.time_limit_min == share * 3.0
+        assert setting.weight_bytes == share * 64_000 and setting.time_limit == share * 3.0
         assert setting.curve == "dnerv-separate" and setting.model.enc_dim < 16
     assert settings[0].key_doc() != settings[2].key_doc()
     # points cached before the newer fields existed keep their keys

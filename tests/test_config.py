@@ -16,7 +16,7 @@ def test_presets_round_trip_through_json_dicts():
         lambda: KeyframeConfig(codec="jpeg"),
         lambda: KeyframeConfig(codec="av1", quality=64),
         lambda: KeyframeConfig(codec="hevc", quality=52),
-        lambda: FitConfig(epochs=None, time_limit_min=None),
+        lambda: FitConfig(epochs=None, time_limit=None),
         lambda: FitConfig(epochs=0),
         lambda: FitConfig(loss="l3"),
         lambda: ModelConfig(strides=()),

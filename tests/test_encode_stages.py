@@ -60,7 +60,7 @@ def test_plan_reads_the_options(videos, tmp_path):
     opts = options(videos, tmp_path / "a.dnv", time_limit=2.0, keyframe_quality=30, fc_dim=12, force=True)
     files, configs, sizing = read_options(opts)
     assert files.checkpoint == tmp_path / "a.dnv.ckpt" and files.overwrite
-    assert configs.fit.time_limit_min == 2.0 and configs.fit.epochs is None  # the schedule is replaced
+    assert configs.fit.time_limit == 2.0 and configs.fit.epochs is None  # the schedule is replaced
     assert configs.keyframes.quality == 30 and configs.keyframes.codec == "hevc"
     assert sizing.fc_dim == 12 and sizing.bpp is None
 

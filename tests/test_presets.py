@@ -51,7 +51,7 @@ def test_preset_fits_two_steps(name, clip):
     torch.manual_seed(0)
     model = DNeRV(model_cfg, height, width)
     model.set_normalization((decoded.reshape(-1, 3).mean(0) / 255).tolist(), [0.25] * 3)
-    fit = dataclasses.replace(preset.fit, epochs=1, time_limit_min=None)
+    fit = dataclasses.replace(preset.fit, epochs=1, time_limit=None)
     trainer = Trainer(model, ClipData(layout, [clip], decoded), fit, torch.device("cpu"))
     before = {k: v.clone() for k, v in model.learned_state().items()}
 

@@ -71,24 +71,33 @@ def write_container(
     if len(set(tags)) != len(tags):
         raise ValueError(f"section tags must be unique, got {tags}")
     # zero-copy byte views: checkpoint payloads can be large
-    sections = [(tag, memoryview(payload).cast("B")) for tag, payload in sections]
-    head = _header(magic, version, sections)
+    payloads = [memoryview(payload).cast("B") for _, payload in sections]
+    head = _header(magic, version, list(zip(tags, payloads, strict=True)))
+    _check_target(path, force)
+    _write_atomic(path, [head, *payloads])
+    return len(head) + sum(len(p) for p in payloads)
+
+
+def _check_target(path: Path, force: bool) -> None:
     if path.is_dir():
         raise OutputError(f"{path} is a directory")
     if path.exists() and not force:
         raise OutputError(f"{path} already exists; use --force to overwrite it")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def _write_atomic(path: Path, chunks: list[bytes | memoryview]) -> None:
+    """The chunks, back to back, into a temporary file in path's folder, fsynced, then renamed."""
     folder = path.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: folder {folder} does not exist")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            for _, payload in sections:
-                f.write(payload)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode of a new file
@@ -100,7 +109,6 @@ def write_container(
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     _fsync_folder(folder)
-    return len(head) + sum(len(p) for _, p in sections)
 
 
 def _umask() -> int:

@@ -180,13 +180,6 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def get_codec(name: str) -> Codec:
-    try:
-        return CODECS[name]
-    except KeyError:
-        raise ConfigError(f"unknown codec {name!r}; known: {', '.join(CODECS)}") from None
-
-
 def code_video(
     codec: Codec, frames: np.ndarray, crf: int, path: Path, video: str = "", fps: float = 25.0
 ) -> CodecPoint:
@@ -195,17 +188,61 @@ def code_video(
     OutputError when the file cannot be written, InputError for bad frames."""
     frames = _check_frames(frames)
     n, h, w, _ = frames.shape
-    ph, pw = padded_size(h, w)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
     tmp = path.with_name(f".{path.name}.part")
-    rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+    coded = _encode(codec, frames, crf, tmp, fps)
+    tmp.replace(path)
+    out, decoded, decoder, decode_seconds = _decode(path, frames)
+    if decoded != n:
+        raise InputError(f"{codec.name} at CRF {crf}: {path} decodes to {decoded} frames, {n} were coded")
+    meter = QualityMeter()
+    for i in range(0, n, 16):
+        meter.add(out[i : i + 16], frames[i : i + 16])
 
-    stream_bytes = extradata = excluded = 0
-    first_packet = b""
+    counted = coded.stream_bytes + coded.extradata - coded.excluded
+    return CodecPoint(
+        codec=codec.name,
+        video=video,
+        settings=codec.settings(crf),
+        frames=n,
+        height=h,
+        width=w,
+        bytes=counted,
+        bpp=counted * 8 / (n * h * w),
+        psnr=meter.mean_psnr(),
+        ms_ssim=meter.mean_ms_ssim(),
+        encode_seconds=coded.seconds,
+        decode_seconds=decode_seconds,
+        encode_fps=n / coded.seconds,
+        decode_fps=n / decode_seconds,
+        encoder_version=encoder_version(codec.encoder, coded.first_packet),
+        decoder=decoder,
+        file=str(path),
+        file_bytes=path.stat().st_size,
+        excluded_bytes=coded.excluded,
+    )
+
+
+@dataclass
+class _Coded:
+    """What encoding one stream gave: the bytes the rate counts and the encode time."""
+
+    stream_bytes: int = 0  # the encoder's packets
+    extradata: int = 0  # parameter sets put out of band by the global-header flag
+    excluded: int = 0  # x264's version SEI (not counted)
+    first_packet: bytes = b""
+    seconds: float = 0.0
+
+
+def _encode(codec: Codec, frames: np.ndarray, crf: int, tmp: Path, fps: float) -> _Coded:
+    """Code `frames` into the Matroska file `tmp`, timed (the YUV conversion included)."""
+    ph, pw = padded_size(*frames.shape[1:3])
+    rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+    coded = _Coded()
     started = time.perf_counter()
     try:
         container = av.open(str(tmp), "w", format="matroska")
@@ -224,62 +261,38 @@ def code_video(
         reformatter = VideoReformatter()
 
         def mux(packets) -> None:
-            nonlocal stream_bytes, first_packet
             for packet in packets:
-                if not first_packet:
-                    first_packet = bytes(packet)
-                stream_bytes += packet.size
+                if not coded.first_packet:
+                    coded.first_packet = bytes(packet)
+                coded.stream_bytes += packet.size
                 container.mux(packet)
 
-        for i in range(n):
-            vf = to_yuv(frames[i], (ph, pw), codec.pix_fmt, reformatter)
+        for i, frame in enumerate(frames):
+            vf = to_yuv(frame, (ph, pw), codec.pix_fmt, reformatter)
             vf.pts = i
             mux(stream.encode(vf))
         mux(stream.encode(None))
-        extradata = len(cc.extradata or b"")
-    encode_seconds = time.perf_counter() - started
+        coded.extradata = len(cc.extradata or b"")
+    coded.seconds = time.perf_counter() - started
     if codec.encoder == "libx264":
-        excluded = _x264_sei_bytes(first_packet)
-    tmp.replace(path)
+        coded.excluded = _x264_sei_bytes(coded.first_packet)
+    return coded
 
+
+def _decode(path: Path, like: np.ndarray) -> tuple[np.ndarray, int, str, float]:
+    """The file's frames back in RGB, into an array like `like` (at most len(like) kept); the
+    number of frames it decodes to (all counted), the decoder's name and the decode time."""
+    n, h, w, _ = like.shape
     started = time.perf_counter()
-    out = np.empty_like(frames)
-    decoded = 0
+    out = np.empty_like(like)
+    count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         decoder = stream.codec_context.name
         reformatter = VideoReformatter()
         for frame in container.decode(stream):
-            if decoded < n:
-                out[decoded] = to_rgb(frame, h, w, reformatter)
-            decoded += 1
-    decode_seconds = time.perf_counter() - started
-    if decoded != n:
-        raise InputError(f"{codec.name} at CRF {crf}: {path} decodes to {decoded} frames, {n} were coded")
-    meter = QualityMeter()
-    for i in range(0, n, 16):
-        meter.add(out[i : i + 16], frames[i : i + 16])
-
-    counted = stream_bytes + extradata - excluded
-    return CodecPoint(
-        codec=codec.name,
-        video=video,
-        settings=codec.settings(crf),
-        frames=n,
-        height=h,
-        width=w,
-        bytes=counted,
-        bpp=counted * 8 / (n * h * w),
-        psnr=meter.mean_psnr(),
-        ms_ssim=meter.mean_ms_ssim(),
-        encode_seconds=encode_seconds,
-        decode_seconds=decode_seconds,
-        encode_fps=n / encode_seconds,
-        decode_fps=n / decode_seconds,
-        encoder_version=encoder_version(codec.encoder, first_packet),
-        decoder=decoder,
-        file=str(path),
-        file_bytes=path.stat().st_size,
-        excluded_bytes=excluded,
-    )
+            if count < n:
+                out[count] = to_rgb(frame, h, w, reformatter)
+            count += 1
+    return out, count, decoder, time.perf_counter() - started

@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..config import ModelConfig, QuantConfig
 from ..errors import ConfigError, InputError, OutputError
+from ..options import EncodeOptions
 from ..report import Reporter
 from . import codecs as codecs_mod
 from .bdrate import bd_quality, bd_rate, psnr_at_equal_rate
@@ -63,29 +63,12 @@ NEURAL = {"dnerv", "blend", "nerv"}
 """--quick codes the first QUICK_FRAMES frames of each video (every codec the same frames)."""
 
 
-@dataclass(frozen=True)
-class DnervSetting:
-    """One neural point: the options given to dn.encode (None: the preset's value)."""
-
-    preset: str
-    keyframe_quality: int | None = None
-    time_limit_min: float | None = None
-    epochs: int | None = None
-    fc_dim: int | None = None
-    weight_bpp: float | None = None
-    seed: int = 0
-    curve: str = "dnerv"
-    """The curve (results' "codec") the point belongs to; its blend curve is named after it."""
-    keyframe_gop: int | None = None
-    bpp: float | None = None
-    """Rate control's target (the keyframe quality and width are then chosen)."""
-    model: ModelConfig | None = None
-    quant: QuantConfig | None = None
-    weight_bytes: int | None = None
+class _SettingMethods:
+    """What a DnervSetting says about itself (its fields come from the option table, below)."""
 
     @property
     def budget(self) -> str:
-        return f"{self.epochs} ep" if self.epochs is not None else f"{self.time_limit_min:g} min"
+        return f"{self.epochs} ep" if self.epochs is not None else f"{self.time_limit:g} min"
 
     @property
     def label(self) -> str:
@@ -106,26 +89,55 @@ class DnervSetting:
             parts.append(f"plain {self.quant.bits}-bit")
         return f"{' '.join(parts)}, {self.budget}"
 
+    def encode_options(self) -> dict[str, Any]:
+        """The keywords of dn.encode this setting fixes."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "curve"}
+
+    def doc(self) -> dict[str, Any]:
+        """The settings as results.json and the cached points record them."""
+        return {_STORED_NAMES.get(k, k): v for k, v in dataclasses.asdict(self).items()}
+
     def key_doc(self) -> dict[str, Any]:
         """The settings as cached points are keyed on. Fields added after the first bench version
         are left out while unset, so the points cached before them stay valid."""
-        doc = dataclasses.asdict(self)
-        for f in dataclasses.fields(self):
-            if f.name not in _V1_FIELDS and doc[f.name] == f.default:
-                del doc[f.name]
-        return doc
+        unset = {
+            _STORED_NAMES.get(f.name, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _V1_FIELDS and getattr(self, f.name) == f.default
+        }
+        return {k: v for k, v in self.doc().items() if k not in unset}
 
 
-_V1_FIELDS = ("preset", "keyframe_quality", "time_limit_min", "epochs", "fc_dim", "weight_bpp", "seed")
+_PER_RUN = ("inputs", "output", "size", "device", "cache_dir", "resume", "force")
+"""Options of dn.encode the bench sets itself for every point (or leaves at their defaults)."""
+_POSITIONAL = ("preset", "keyframe_quality")  # DnervSetting("default", 34, ...): a rung of a ladder
+_V1_FIELDS = ("preset", "keyframe_quality", "time_limit", "epochs", "fc_dim", "weight_bpp", "seed")
+_STORED_NAMES = {"time_limit": "time_limit_min"}  # its name in bench version 1's cache keys and results
+
+
+def _setting_fields() -> list[tuple[str, Any, Any]]:
+    fields = [
+        (f.name, f.type, dataclasses.field(default=f.default, kw_only=f.name not in _POSITIONAL))
+        for f in dataclasses.fields(EncodeOptions)
+        if f.name not in _PER_RUN
+    ]
+    return [*fields, ("curve", str, dataclasses.field(default="dnerv", kw_only=True))]
+
+
+DnervSetting = dataclasses.make_dataclass(
+    "DnervSetting", _setting_fields(), bases=(_SettingMethods,), frozen=True
+)
+DnervSetting.__module__ = __name__  # make_dataclass takes module= from Python 3.12 on
+DnervSetting.__doc__ = """One neural point: the options given to dn.encode (the fields of
+options.EncodeOptions but those in _PER_RUN; None: the preset's value), and `curve`, the curve
+(results' "codec") the point belongs to; its blend curve is named after it."""
 
 
 FIT_MIN, QUICK_FIT_MIN = 3.0, 0.75
-DNERV_LADDER = tuple(DnervSetting("default", q, time_limit_min=FIT_MIN) for q in (38, 34, 30, 26))
-DNERV_QUICK = tuple(DnervSetting("default", q, time_limit_min=QUICK_FIT_MIN) for q in (38, 34, 30, 26))
-NERV_LADDER = tuple(
-    DnervSetting("nerv", weight_bpp=b, time_limit_min=FIT_MIN) for b in (0.03, 0.06, 0.12, 0.24)
-)
-NERV_QUICK = tuple(DnervSetting("nerv", weight_bpp=b, time_limit_min=QUICK_FIT_MIN) for b in (0.06, 0.24))
+DNERV_LADDER = tuple(DnervSetting("default", q, time_limit=FIT_MIN) for q in (38, 34, 30, 26))
+DNERV_QUICK = tuple(DnervSetting("default", q, time_limit=QUICK_FIT_MIN) for q in (38, 34, 30, 26))
+NERV_LADDER = tuple(DnervSetting("nerv", weight_bpp=b, time_limit=FIT_MIN) for b in (0.03, 0.06, 0.12, 0.24))
+NERV_QUICK = tuple(DnervSetting("nerv", weight_bpp=b, time_limit=QUICK_FIT_MIN) for b in (0.06, 0.24))
 """The neural ladders, every point with the same fit budget. dnerv: the keyframe CRF (HEVC) sets the
 rate and the network width follows the preset's weight budget; NeRV (no keyframes): the weight
 budget sets the width. --separate fits the dnerv ladder once more, one model per video."""
@@ -403,28 +415,17 @@ def _fit(videos, size, setting: DnervSetting, group: str, ctx: _Context) -> dict
     report = ctx.encoder(
         [v.info.path for v in videos],
         archive,
-        preset=setting.preset,
         size=size,
-        epochs=setting.epochs,
-        time_limit=setting.time_limit_min,
-        keyframe_quality=setting.keyframe_quality,
-        keyframe_gop=setting.keyframe_gop,
-        fc_dim=setting.fc_dim,
-        weight_bpp=setting.weight_bpp,
-        bpp=setting.bpp,
-        model=setting.model,
-        quant=setting.quant,
-        weight_bytes=setting.weight_bytes,
-        seed=setting.seed,
         cache_dir=ctx.out_dir / "cache",
         force=True,
         reporter=ctx.reporter,
+        **setting.encode_options(),
     )
     decode_fps, decode_frames = _time_decode(archive)
     pixels = report.frames * report.width * report.height
     keyframes_only = report.bytes - report.sections.get("weights", 0)
     point = {
-        "settings": dataclasses.asdict(setting),
+        "settings": setting.doc(),
         "label": setting.label,
         "report": report.to_json(),
         "decode_fps": decode_fps,
@@ -469,7 +470,7 @@ def _neural_point(
             f"fit budget {setting.budget}; encode fps = frames / total encode time; decode fps on the "
             f"CPU over {decoded} frames"
         ),
-        "settings": dataclasses.asdict(setting),
+        "settings": setting.doc(),
         "label": setting.label,
         "archives": [f["archive"] for f in fitted],
         "videos": [],
@@ -491,7 +492,7 @@ def _blend_point(fitted: dict[str, Any], setting: DnervSetting) -> dict[str, Any
         "fit_seconds": None,
         "encoder": "keyframes of the dnerv archive, blended linearly by distance",
         "note": "archive bytes minus the weights section (keyframes only); PSNR measured by encode",
-        "settings": dataclasses.asdict(setting),
+        "settings": setting.doc(),
         "label": setting.label,
         "videos": [],
     }
@@ -522,7 +523,7 @@ def _separate_settings(videos, size, setting: DnervSetting, joint: dict[str, Any
         fc = 1
         while count_parameters(dataclasses.replace(scaled, fc_dim=fc + 1), *size) <= share * report["params"]:
             fc += 1
-        time_limit = None if setting.time_limit_min is None else setting.time_limit_min * share
+        time_limit = None if setting.time_limit is None else setting.time_limit * share
         out.append(
             dataclasses.replace(
                 setting,
@@ -530,7 +531,7 @@ def _separate_settings(videos, size, setting: DnervSetting, joint: dict[str, Any
                 fc_dim=fc,
                 model=scaled,
                 weight_bytes=max(1, int(share * report["sections"]["weights"])),
-                time_limit_min=time_limit,
+                time_limit=time_limit,
             )
         )
     return out
@@ -664,58 +665,25 @@ def run_bench(
     codecs.code_video and dn.encode (tests count their calls).
 
     Raises InputError (no usable video), ConfigError (unknown codec or anchor), OutputError."""
-    from ..config import get_preset
-    from ..encoding.frames import working_size
-    from ..video.read import find_videos
-
     reporter = reporter or Reporter()
     families = parse_codecs(codecs)
     _check_anchor(anchor)
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise InputError("no inputs given: pass video files and/or folders")
+    paths = _input_paths(inputs)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output {out_dir} is a file; give a folder for the results")
-    d_ladder = tuple(dnerv_ladder) if dnerv_ladder is not None else (DNERV_QUICK if quick else DNERV_LADDER)
-    n_ladder = tuple(nerv_ladder) if nerv_ladder is not None else (NERV_QUICK if quick else NERV_LADDER)
-    want = {f for f in families if f in NEURAL} | ({anchor} & NEURAL)
-    if (not d_ladder and (want & {"dnerv", "blend"} or separate)) or (not n_ladder and "nerv" in want):
-        raise ConfigError("a neural ladder is empty")
+    chosen = _choose(families, anchor, quick, separate, dnerv_ladder, nerv_ladder)
+    videos, work = _bench_videos(paths, size, chosen.dnerv_ladder, out_dir, quick, reporter)
 
-    videos_found, skipped = find_videos(paths)
-    for path, reason in skipped:
-        reporter.warn(f"skipped {path}: {reason}")
-    if not videos_found:
-        raise InputError("no usable video among the inputs: " + ", ".join(str(p) for p in paths))
-    _prepare_out(out_dir)  # only once there is something to benchmark
-    preset = get_preset(d_ladder[0].preset if d_ladder else "default")
-    height, width = working_size(videos_found, size, preset.default_size, preset.model.size_multiple)
-    work = (int(height), int(width))
-    videos = [_Video(v, file_hash(v.path)) for v in videos_found]
-    reporter.info(f"{len(videos)} video(s) at working size {work[0]}x{work[1]}; results in {out_dir}")
-    if quick:
-        videos = _quick_inputs(videos, work, out_dir, reporter)
-
-    names = [
-        c.name
-        for c in codecs_mod.CODECS.values()
-        if (c.family in families or c.name in families) and (not quick or c.name in QUICK_CODECS)
-    ]
-    if anchor in codecs_mod.CODECS and anchor not in names:
-        names.append(anchor)  # the BD table needs the anchor's curve
     cache = PointCache(out_dir, recompute)
     started = time.monotonic()
-    points = _codec_points(
-        videos, work, names, quick, cache, out_dir, reporter, coder or codecs_mod.code_video
-    )
-    if want or separate:
+    coder = coder or codecs_mod.code_video
+    points = _codec_points(videos, work, chosen.codec_configs, quick, cache, out_dir, reporter, coder)
+    if chosen.want or separate:
         if encoder is None:
             from .. import encode as encoder
-        ctx = _Context(cache, out_dir, reporter, encoder, d_ladder, n_ladder)
-        points += _neural_points(videos, work, ctx, want, separate)
+        ctx = _Context(cache, out_dir, reporter, encoder, chosen.dnerv_ladder, chosen.nerv_ladder)
+        points += _neural_points(videos, work, ctx, chosen.want, separate)
     points.sort(key=lambda p: (p["codec"], p["bpp"]))
     bd = bd_table(points, anchor)
 
@@ -723,44 +691,139 @@ def run_bench(
         "inputs": [str(p) for p in paths],
         "videos": [{"name": v.info.name, "path": str(v.info.path), "sha256": v.hash} for v in videos],
         "working_size": list(work),
-        "codecs": list(families),
-        "codec_configs": names,
-        "anchor": anchor,
-        "quick": quick,
-        "quick_frames": QUICK_FRAMES if quick else None,
-        "separate": separate,
-        "dnerv_ladder": [dataclasses.asdict(s) for s in d_ladder]
-        if want & {"dnerv", "blend"} or separate
-        else [],
-        "nerv_ladder": [dataclasses.asdict(s) for s in n_ladder] if "nerv" in want else [],
+        **chosen.doc(),
         "bench_version": BENCH_VERSION,
     }
-    doc = {
+    doc = _results_doc(settings, points, bd, cache, time.monotonic() - started)
+    files = _write_results(out_dir, doc, f"{len(videos)} videos at {work[0]}x{work[1]}" if plots else None)
+    return BenchResult(out_dir, points, bd, anchor, files, cache.misses, cache.hits, settings)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """What a run computes: the standard codec configurations and the neural curves with their
+    ladders."""
+
+    families: tuple[str, ...]
+    codec_configs: list[str]
+    anchor: str
+    quick: bool
+    separate: bool
+    want: set[str]  # the neural curves asked for (the anchor's included)
+    dnerv_ladder: tuple[DnervSetting, ...]
+    nerv_ladder: tuple[DnervSetting, ...]
+
+    @property
+    def fits_dnerv(self) -> bool:
+        return bool(self.want & {"dnerv", "blend"}) or self.separate
+
+    def doc(self) -> dict[str, Any]:
+        """The run's settings as results.json records them."""
+        return {
+            "codecs": list(self.families),
+            "codec_configs": self.codec_configs,
+            "anchor": self.anchor,
+            "quick": self.quick,
+            "quick_frames": QUICK_FRAMES if self.quick else None,
+            "separate": self.separate,
+            "dnerv_ladder": [s.doc() for s in self.dnerv_ladder] if self.fits_dnerv else [],
+            "nerv_ladder": [s.doc() for s in self.nerv_ladder] if "nerv" in self.want else [],
+        }
+
+
+def _choose(
+    families: tuple[str, ...],
+    anchor: str,
+    quick: bool,
+    separate: bool,
+    dnerv_ladder: Sequence[DnervSetting] | None,
+    nerv_ladder: Sequence[DnervSetting] | None,
+) -> _Choice:
+    """The codec configurations (--quick: of QUICK_CODECS; the anchor's always, the BD table needs
+    it), the neural curves and their ladders (given, else the full or --quick ones)."""
+    names = [
+        c.name
+        for c in codecs_mod.CODECS.values()
+        if (c.family in families or c.name in families) and (not quick or c.name in QUICK_CODECS)
+    ]
+    if anchor in codecs_mod.CODECS and anchor not in names:
+        names.append(anchor)
+    want = {f for f in families if f in NEURAL} | ({anchor} & NEURAL)
+    d_ladder = tuple(dnerv_ladder) if dnerv_ladder is not None else (DNERV_QUICK if quick else DNERV_LADDER)
+    n_ladder = tuple(nerv_ladder) if nerv_ladder is not None else (NERV_QUICK if quick else NERV_LADDER)
+    chosen = _Choice(families, names, anchor, quick, separate, want, d_ladder, n_ladder)
+    if (not d_ladder and chosen.fits_dnerv) or (not n_ladder and "nerv" in want):
+        raise ConfigError("a neural ladder is empty")
+    return chosen
+
+
+def _input_paths(inputs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise InputError("no inputs given: pass video files and/or folders")
+    return paths
+
+
+def _bench_videos(
+    paths: list[Path],
+    size: tuple[int, int] | None,
+    dnerv_ladder: tuple[DnervSetting, ...],
+    out_dir: Path,
+    quick: bool,
+    reporter: Reporter,
+) -> tuple[list[_Video], tuple[int, int]]:
+    """The videos to benchmark (each with its content hash) and the working size, as encode would
+    pick it for the first dnerv setting's preset; the output folder is made once there are some."""
+    from ..config import get_preset
+    from ..encoding.frames import working_size
+    from ..video.read import find_videos
+
+    found, skipped = find_videos(paths)
+    for path, reason in skipped:
+        reporter.warn(f"skipped {path}: {reason}")
+    if not found:
+        raise InputError("no usable video among the inputs: " + ", ".join(str(p) for p in paths))
+    _prepare_out(out_dir)  # only once there is something to benchmark
+    preset = get_preset(dnerv_ladder[0].preset if dnerv_ladder else "default")
+    height, width = working_size(found, size, preset.default_size, preset.model.size_multiple)
+    work = (int(height), int(width))
+    videos = [_Video(v, file_hash(v.path)) for v in found]
+    reporter.info(f"{len(videos)} video(s) at working size {work[0]}x{work[1]}; results in {out_dir}")
+    if quick:
+        videos = _quick_inputs(videos, work, out_dir, reporter)
+    return videos, work
+
+
+def _results_doc(
+    settings: dict[str, Any],
+    points: list[dict[str, Any]],
+    bd: list[dict[str, Any]],
+    cache: PointCache,
+    seconds: float,
+) -> dict[str, Any]:
+    return {
         "settings": settings,
         "machine": machine_description(),
         "versions": library_versions(),
         "points": points,
         "bd": bd,
-        "seconds_this_run": time.monotonic() - started,
+        "seconds_this_run": seconds,
         "points_computed": cache.misses,
         "points_cached": cache.hits,
         "rate": "bits / (frames x height x width) at the working size",
         "quality": "mean over frames of per-frame RGB PSNR (8-bit); MS-SSIM (pytorch-msssim); decoded frames",
     }
+
+
+def _write_results(out_dir: Path, doc: dict[str, Any], plot_title: str | None) -> dict[str, Path]:
+    """results.json, results.csv and (with a plot title) the RD plots; returns the files by kind."""
     files = {"json": out_dir / "results.json", "csv": out_dir / "results.csv"}
     _write_atomic(files["json"], json.dumps(doc, indent=1, default=str))
-    _write_atomic(files["csv"], _csv(points))
-    if plots:
+    _write_atomic(files["csv"], _csv(doc["points"]))
+    if plot_title is not None:
         from .plot import plot_rd
 
-        files.update(plot_rd(points, out_dir / "rd", title=f"{len(videos)} videos at {work[0]}x{work[1]}"))
-    return BenchResult(
-        out_dir=out_dir,
-        points=points,
-        bd=bd,
-        anchor=anchor,
-        files=files,
-        computed=cache.misses,
-        cached=cache.hits,
-        settings=settings,
-    )
+        files.update(plot_rd(doc["points"], out_dir / "rd", title=plot_title))
+    return files

@@ -111,7 +111,7 @@ def _checkpointer(trainer: Trainer, resume: Resume, colours: Normalisation, blob
 
 def _run(trainer: Trainer, save, checkpoint: Path, reporter: Reporter) -> FitResult:
     cfg = trainer.cfg
-    total = cfg.epochs * trainer.steps_per_epoch if cfg.time_limit_min is None else None
+    total = cfg.epochs * trainer.steps_per_epoch if cfg.time_limit is None else None
     total = round(total * trainer.budget_share) if total else None
     with reporter.task("fitting", total=total if total else 1.0, unit="step") as task:
 

@@ -167,7 +167,7 @@ def _fit(opts: EncodeOptions, preset: Preset) -> FitConfig:
     changes: dict = {"seed": opts.seed}
     if opts.epochs is not None or opts.time_limit is not None:
         # An explicit schedule replaces the preset's: --epochs alone gives a reproducible fit.
-        changes.update(epochs=opts.epochs, time_limit_min=opts.time_limit)
+        changes.update(epochs=opts.epochs, time_limit=opts.time_limit)
     if opts.batch_size is not None:
         changes["batch_size"] = opts.batch_size
     if opts.lr is not None:

@@ -216,8 +216,8 @@ def compress_weights(
     if quant.finetune_frac > 0:
         if cfg.epochs is not None:
             budget_steps = max(1, round(quant.finetune_frac * cfg.epochs * trainer.steps_per_epoch))
-        if cfg.time_limit_min is not None:
-            budget_s = quant.finetune_frac * 60 * cfg.time_limit_min
+        if cfg.time_limit is not None:
+            budget_s = quant.finetune_frac * 60 * cfg.time_limit
     measure_deadline = started + MEASURE_SHARE * budget_s if budget_s is not None else None
     bits, _ = choose_bits(trainer, quant, other_bytes, measure_deadline, weight_budget)
 

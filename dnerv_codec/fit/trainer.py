@@ -153,8 +153,8 @@ class Trainer:
         parts = []
         if self.cfg.epochs is not None:
             parts.append(self.step / (self.cfg.epochs * self.steps_per_epoch * self.budget_share))
-        if self.cfg.time_limit_min is not None:
-            parts.append(elapsed / (60 * self.cfg.time_limit_min * self.budget_share))
+        if self.cfg.time_limit is not None:
+            parts.append(elapsed / (60 * self.cfg.time_limit * self.budget_share))
         return max(parts)
 
     def _batches(self) -> Iterator[list[int]]:
