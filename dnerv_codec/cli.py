@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .config import PRESETS
+from .config import KEYFRAME_CODEC_HELP, KEYFRAME_QUALITY_HELP, PRESETS
 from .console import RichReporter, console
 from .errors import DnervError, Interrupted
 
@@ -79,8 +79,8 @@ def encode(
     time_limit: Annotated[
         float | None, typer.Option(help="Fit for this many minutes; the schedule spans them.")
     ] = None,
-    keyframe_codec: Annotated[str | None, typer.Option(help="hevc, h264 or av1.")] = None,
-    keyframe_quality: Annotated[int | None, typer.Option(help="Keyframe CRF (lower is better).")] = None,
+    keyframe_codec: Annotated[str | None, typer.Option(help=KEYFRAME_CODEC_HELP)] = None,
+    keyframe_quality: Annotated[int | None, typer.Option(help=KEYFRAME_QUALITY_HELP)] = None,
     keyframe_gop: Annotated[
         int | None,
         typer.Option(help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra)."),

@@ -3,7 +3,7 @@
     target bytes = bpp x pixels / 8
     weights   ──► width: the preset's weight budget, at most MAX_WEIGHT_SHARE of the target (the
                   measured bits per parameter of the weight compression turn it into parameters)
-    keyframes ──► the rest: bisection over the codec's CRF with the REAL keyframe coder, the best
+    keyframes ──► the rest: bisection over the codec's quality with the REAL keyframe coder, the best
                   quality whose bytes fit (the coded keyframes are kept: encode writes them as is);
                   what even the best quality leaves unused widens the network
     after the fit, the bit-depth choice of the weight compression gets the bytes left as a budget
@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .config import KeyframeConfig, ModelConfig, Preset, QuantConfig
+from .config import KeyframeConfig, ModelConfig, Preset, QuantConfig, keyframe_codec
 from .errors import ConfigError
 from .model.build import count_parameters
 
@@ -104,7 +104,7 @@ def plan_rate(
     code_keyframes: Callable[[KeyframeConfig], list[bytes]],
     weight_share: float | None = None,
 ) -> RatePlan:
-    """Choose C0 and the keyframe CRF for `bpp` over `pixels`; code_keyframes(cfg) codes all
+    """Choose C0 and the keyframe quality for `bpp` over `pixels`; code_keyframes(cfg) codes all
     `n_keyframes` keyframes. weight_share: the share of the target meant for the weights (default:
     the preset's weight bpp, at most MAX_WEIGHT_SHARE)."""
     check_bpp(bpp)
@@ -124,25 +124,27 @@ def plan_rate(
     overhead = overhead_bytes(n_keyframes)
     budget = target - weight_bytes - overhead
 
-    top = 63 if key_cfg.codec == "av1" else 51
+    scale = keyframe_codec(key_cfg.codec)
+    qualities = scale.qualities_best_first()
     coded: dict[int, list[bytes]] = {}
 
     def size(q: int) -> int:
         coded[q] = code_keyframes(dataclasses.replace(key_cfg, quality=q))
         return sum(len(b) for b in coded[q])
 
-    smallest = size(top)
+    smallest = size(qualities[-1])
     if smallest > budget:
         need = (smallest + weight_bytes + overhead) * 8 / pixels
         raise ConfigError(
-            f"target {bpp:g} bpp is too low: the keyframes at the lowest quality (CRF {top}) "
-            f"and the network need about {need:.4f} bpp"
+            f"target {bpp:g} bpp is too low: the keyframes at the lowest quality "
+            f"({scale.quality_name} {qualities[-1]}) and the network need about {need:.4f} bpp"
         )
-    lo, hi = -1, top  # size(hi) fits, lo does not (-1: none tried); the lowest CRF that fits
+    # positions in qualities: size at hi fits, at lo not (-1: none tried); the best quality that fits
+    lo, hi = -1, len(qualities) - 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if size(mid) <= budget else (mid, hi)
-    blobs = coded[hi]
+        lo, hi = (lo, mid) if size(qualities[mid]) <= budget else (mid, hi)
+    blobs = coded[qualities[hi]]
     leftover = budget - sum(len(b) for b in blobs)
     if (
         leftover > LEFTOVER_SHARE * target
@@ -154,7 +156,7 @@ def plan_rate(
             count_parameters(dataclasses.replace(model, fc_dim=fc), height, width) * per_param / 8
         )
     return RatePlan(
-        dataclasses.replace(key_cfg, quality=hi),
+        dataclasses.replace(key_cfg, quality=qualities[hi]),
         fc,
         blobs,
         sum(len(b) for b in blobs),

@@ -82,6 +82,7 @@ class DnervSetting:
     model: ModelConfig | None = None
     quant: QuantConfig | None = None
     weight_bytes: int | None = None
+    keyframe_codec: str | None = None
 
     @property
     def budget(self) -> str:
@@ -92,6 +93,8 @@ class DnervSetting:
         parts = [self.preset]
         if self.bpp is not None:
             parts.append(f"target {self.bpp:g} bpp")
+        if self.keyframe_codec is not None:
+            parts.append(self.keyframe_codec)
         if self.keyframe_quality is not None:
             parts.append(f"kq{self.keyframe_quality}")
         if self.keyframe_gop is not None:
@@ -407,6 +410,7 @@ def _fit(videos, size, setting: DnervSetting, group: str, ctx: _Context) -> dict
         size=size,
         epochs=setting.epochs,
         time_limit=setting.time_limit_min,
+        keyframe_codec=setting.keyframe_codec,
         keyframe_quality=setting.keyframe_quality,
         keyframe_gop=setting.keyframe_gop,
         fc_dim=setting.fc_dim,
