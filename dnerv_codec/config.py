@@ -86,7 +86,7 @@ MAX_KEYFRAME_GOP = 8
 @dataclass(frozen=True)
 class KeyframeCodec:
     """What the settings, rate control and the CLI know of one keyframe codec: the range and sense
-    of its quality option, its default quality and the largest group it codes."""
+    of its quality option, its default quality, and whether it codes groups."""
 
     quality_name: str
     """What `KeyframeConfig.quality` means for this codec ('CRF', 'quality')."""
@@ -95,8 +95,8 @@ class KeyframeCodec:
     lower_is_better: bool
     default_quality: int
     """The quality taken when a user picks this codec without a quality."""
-    max_gop: int
-    """Largest coding group; 1 for an intra-only codec."""
+    intra_only: bool
+    """Every keyframe coded alone: no groups (gop 1)."""
 
     def qualities_best_first(self) -> range:
         """Every quality, from the best (most bytes) to the worst."""
@@ -110,11 +110,13 @@ class KeyframeCodec:
 
 
 KEYFRAME_CODECS: dict[str, KeyframeCodec] = {
-    "av1": KeyframeCodec("CRF", 0, 63, True, 30, MAX_KEYFRAME_GOP),
-    "hevc": KeyframeCodec("CRF", 0, 51, True, 30, MAX_KEYFRAME_GOP),
-    "h264": KeyframeCodec("CRF", 0, 51, True, 30, MAX_KEYFRAME_GOP),
-    # dnerv_codec/imagecodec, intra only; 24: about the PSNR of HEVC at CRF 30 (docs/keyframe-codecs.md)
-    "imagecodec": KeyframeCodec("quality", 0, 100, False, 24, 1),
+    "av1": KeyframeCodec("CRF", 0, 63, lower_is_better=True, default_quality=30, intra_only=False),
+    "hevc": KeyframeCodec("CRF", 0, 51, lower_is_better=True, default_quality=30, intra_only=False),
+    "h264": KeyframeCodec("CRF", 0, 51, lower_is_better=True, default_quality=30, intra_only=False),
+    # dnerv_codec/imagecodec; 24: about the PSNR of HEVC at CRF 30 (docs/keyframe-codecs.md)
+    "imagecodec": KeyframeCodec(
+        "quality", 0, 100, lower_is_better=False, default_quality=24, intra_only=True
+    ),
 }
 """The keyframe codecs (how they compare: docs/keyframe-codecs.md)."""
 
@@ -130,8 +132,8 @@ def _keyframe_quality_help() -> str:
 
 
 KEYFRAME_CODEC_HELP = (
-    f"{', '.join(list(KEYFRAME_CODECS)[:-1])} or {list(KEYFRAME_CODECS)[-1]} (dnerv's own coder, "
-    "intra only: gop 1). How they compare: docs/keyframe-codecs.md."
+    f"One of {', '.join(KEYFRAME_CODECS)}; imagecodec is dnerv's own coder, intra only (gop 1). "
+    "How they compare: docs/keyframe-codecs.md."
 )
 KEYFRAME_QUALITY_HELP = _keyframe_quality_help() + "."
 
@@ -175,7 +177,7 @@ class KeyframeConfig:
             or not 1 <= self.gop <= MAX_KEYFRAME_GOP
         ):
             raise ConfigError(f"keyframe gop must be an integer in 1..{MAX_KEYFRAME_GOP}, got {self.gop!r}")
-        if self.gop > codec.max_gop:
+        if codec.intra_only and self.gop != 1:
             raise ConfigError(
                 f"{self.codec} codes every keyframe alone: keyframe gop must be 1, got {self.gop}"
             )
@@ -185,14 +187,14 @@ def keyframe_settings(
     preset: KeyframeConfig, codec: str | None = None, quality: int | None = None, gop: int | None = None
 ) -> KeyframeConfig:
     """The preset's keyframe settings with the user's changes (None: not given). Another codec than
-    the preset's comes with its own default quality, and the preset's gop is capped at what the
-    codec groups (1 for imagecodec); a gop the user gives is kept, or refused by KeyframeConfig."""
-    codec = preset.codec if codec is None else codec
+    the preset's comes with its own default quality, and an intra-only codec with gop 1 instead of
+    the preset's; a gop the user gives is kept (and refused by KeyframeConfig if it does not fit)."""
+    codec = codec or preset.codec
     spec = keyframe_codec(codec)
     if quality is None:
         quality = preset.quality if codec == preset.codec else spec.default_quality
     if gop is None:
-        gop = min(preset.gop, spec.max_gop)
+        gop = 1 if spec.intra_only else preset.gop
     return KeyframeConfig(codec=codec, quality=quality, gop=gop)
 
 

@@ -56,11 +56,11 @@ def test_keyframe_settings_from_a_preset():
     assert keyframe_settings(hevc) == hevc
     assert keyframe_settings(hevc, quality=20) == KeyframeConfig("hevc", 20, 8)
     assert keyframe_settings(hevc, codec="av1") == KeyframeConfig("av1", 30, 8)
-    # the codec's own default quality, and the preset's groups capped at what the codec groups
+    # the codec's own default quality, and gop 1 for an intra-only codec
     assert keyframe_settings(hevc, codec="imagecodec") == KeyframeConfig("imagecodec", 24, 1)
     assert keyframe_settings(hevc, codec="imagecodec", quality=60) == KeyframeConfig("imagecodec", 60, 1)
     with pytest.raises(ConfigError, match="gop must be 1"):
-        keyframe_settings(hevc, codec="imagecodec", gop=4)  # asked for: refused, not capped
+        keyframe_settings(hevc, codec="imagecodec", gop=4)  # asked for: refused, not changed
     with pytest.raises(ConfigError, match="keyframe codec must be one of"):
         keyframe_settings(hevc, codec="vp9")
 
@@ -88,7 +88,7 @@ def test_imagecodec_keyframes_decode_alone():
 
 # ---------------------------------------------------------------- end to end
 
-# --keyframe-gop 1: the tiny preset groups by 8 (keyframe_settings caps that once encode uses it)
+# --keyframe-gop 1: the tiny preset groups by 8 (not needed once encode resolves with keyframe_settings)
 FIT = (
     *("--preset", "tiny", "--epochs", "2", "--seed", "3", "--device", "cpu"),
     *("--keyframe-codec", "imagecodec", "--keyframe-quality", "40", "--keyframe-gop", "1"),
