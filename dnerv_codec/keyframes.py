@@ -47,6 +47,7 @@ from .errors import ArchiveError, ConfigError, InputError  # noqa: E402
 
 _BT709 = 1  # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic value for BT.709
 _TEMPORAL_DELIMITER = b"\x12\x00"  # AV1 OBU type 2, has_size_field, payload size 0
+_X264_SEI = b"x264 - core "  # the start of x264's version SEI text
 _TO_YUV = Interpolation.AREA | Interpolation.ACCURATE_RND
 _TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
@@ -268,7 +269,6 @@ _CODECS: dict[str, _AvCodec | _ImageCodec] = {
     ),
     "imagecodec": _ImageCodec(),
 }
-_X264_SEI = b"x264 - core "
 
 
 def _spec(codec: str, error: type[Exception]) -> _AvCodec | _ImageCodec:
