@@ -80,8 +80,71 @@ class ModelConfig:
         return m
 
 
-KEYFRAME_CODECS = ("av1", "hevc", "h264")
 MAX_KEYFRAME_GOP = 8
+
+
+@dataclass(frozen=True)
+class KeyframeCodec:
+    """What the settings, rate control and the CLI know of one keyframe codec: the range and sense
+    of its quality option, its default quality, and whether it codes groups."""
+
+    quality_name: str
+    """What `KeyframeConfig.quality` means for this codec ('CRF', 'quality')."""
+    min_quality: int
+    max_quality: int
+    lower_is_better: bool
+    default_quality: int
+    """The quality taken when a user picks this codec without a quality."""
+    intra_only: bool
+    """Every keyframe coded alone: no groups (gop 1)."""
+
+    def qualities_best_first(self) -> range:
+        """Every quality, from the best (most bytes) to the worst."""
+        if self.lower_is_better:
+            return range(self.min_quality, self.max_quality + 1)
+        return range(self.max_quality, self.min_quality - 1, -1)
+
+    def describe(self) -> str:
+        better = "lower" if self.lower_is_better else "higher"
+        return f"{self.quality_name} {self.min_quality}-{self.max_quality}, {better} is better"
+
+
+KEYFRAME_CODECS: dict[str, KeyframeCodec] = {
+    "av1": KeyframeCodec("CRF", 0, 63, lower_is_better=True, default_quality=30, intra_only=False),
+    "hevc": KeyframeCodec("CRF", 0, 51, lower_is_better=True, default_quality=30, intra_only=False),
+    "h264": KeyframeCodec("CRF", 0, 51, lower_is_better=True, default_quality=30, intra_only=False),
+    # dnerv_codec/imagecodec; 24: about the PSNR of HEVC at CRF 30 (docs/keyframe-codecs.md)
+    "imagecodec": KeyframeCodec(
+        "quality", 0, 100, lower_is_better=False, default_quality=24, intra_only=True
+    ),
+}
+"""The keyframe codecs (how they compare: docs/keyframe-codecs.md)."""
+
+
+def _keyframe_quality_help() -> str:
+    """The --keyframe-quality help: each quality scale and the codecs that use it."""
+    scales: dict[str, list[str]] = {}
+    for name, codec in KEYFRAME_CODECS.items():
+        scales.setdefault(codec.describe(), []).append(name)
+    return "Keyframe quality in the codec's own scale: " + "; ".join(
+        f"{' and '.join(names)}: {scale}" for scale, names in scales.items()
+    )
+
+
+KEYFRAME_CODEC_HELP = (
+    f"One of {', '.join(KEYFRAME_CODECS)}; imagecodec is dnerv's own coder, intra only (gop 1). "
+    "How they compare: docs/keyframe-codecs.md."
+)
+KEYFRAME_QUALITY_HELP = _keyframe_quality_help() + "."
+
+
+def keyframe_codec(name: str) -> KeyframeCodec:
+    try:
+        return KEYFRAME_CODECS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"keyframe codec must be one of {', '.join(KEYFRAME_CODECS)}, got {name!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -90,34 +153,49 @@ class KeyframeConfig:
     P-frames), so any clip decodes from at most `gop` keyframes of its video."""
 
     codec: str = "hevc"
-    """'hevc' (libx265, 4:4:4), 'h264' (libx264, 4:4:4) or 'av1' (libsvtav1, 4:2:0 only, decoded
-    with dav1d). On the shared clips at equal keyframe RGB PSNR (benchmarks/keyframes.py), AV1 needs
-    about the bytes of HEVC all intra (+1%) but 24% more in groups of 8, H.264 about 20% more in
-    both, so HEVC is the default."""
+    """'hevc' (libx265, 4:4:4), 'h264' (libx264, 4:4:4), 'av1' (libsvtav1, 4:2:0 only, decoded
+    with dav1d) or 'imagecodec' (dnerv_codec/imagecodec, intra only). HEVC is the default: it
+    needs the fewest bytes at equal keyframe PSNR (docs/keyframe-codecs.md)."""
     quality: int = 30
-    """Constant rate factor in the codec's own scale (AV1: 0-63, HEVC and H.264: 0-51); lower is better."""
+    """In the codec's own scale (KEYFRAME_CODECS): the CRF of AV1 (0-63), HEVC and H.264 (0-51),
+    lower is better; imagecodec's quality 0-100, higher is better."""
     gop: int = 1
-    """Keyframes per coding group, 1..8. Each video's keyframes are cut into groups of `gop` from its
-    first; a group is an intra frame then P-frames, and decoding keyframe k decodes its group from the
-    start up to k. 1 is all-intra (every keyframe decodes alone): what archives written before this
-    field existed load as. The presets use 8: on the shared clips, HEVC in groups of 8 needs 56% fewer
-    keyframe bytes than all-intra HEVC at equal keyframe PSNR (groups of 4: 44%), for at most 8
-    keyframes decoded per keyframe (a few ms each, next to the network's cost per clip)."""
+    """Keyframes per coding group, 1..8 (1 for imagecodec). Each video's keyframes are cut into
+    groups of `gop` from its first; a group is an intra frame then P-frames, and decoding keyframe k
+    decodes its group from the start up to k. 1 is all-intra (every keyframe decodes alone): what
+    archives written before this field existed load as. The presets use 8: far fewer keyframe bytes
+    than all-intra for at most 8 keyframes decoded per keyframe (docs/keyframe-codecs.md)."""
 
     def __post_init__(self) -> None:
-        if self.codec not in KEYFRAME_CODECS:
-            raise ConfigError(
-                f"keyframe codec must be one of {', '.join(KEYFRAME_CODECS)}, got {self.codec!r}"
-            )
-        top = 63 if self.codec == "av1" else 51
-        if not 0 <= self.quality <= top:
-            raise ConfigError(f"{self.codec} keyframe quality must be in 0..{top}, got {self.quality}")
+        codec = keyframe_codec(self.codec)
+        lo, hi = codec.min_quality, codec.max_quality
+        if not lo <= self.quality <= hi:
+            raise ConfigError(f"{self.codec} keyframe quality must be in {lo}..{hi}, got {self.quality}")
         if (
             isinstance(self.gop, bool)
             or not isinstance(self.gop, int)
             or not 1 <= self.gop <= MAX_KEYFRAME_GOP
         ):
             raise ConfigError(f"keyframe gop must be an integer in 1..{MAX_KEYFRAME_GOP}, got {self.gop!r}")
+        if codec.intra_only and self.gop != 1:
+            raise ConfigError(
+                f"{self.codec} codes every keyframe alone: keyframe gop must be 1, got {self.gop}"
+            )
+
+
+def keyframe_settings(
+    preset: KeyframeConfig, codec: str | None = None, quality: int | None = None, gop: int | None = None
+) -> KeyframeConfig:
+    """The preset's keyframe settings with the user's changes (None: not given). Another codec than
+    the preset's comes with its own default quality, and an intra-only codec with gop 1 instead of
+    the preset's; a gop the user gives is kept (and refused by KeyframeConfig if it does not fit)."""
+    codec = codec or preset.codec
+    spec = keyframe_codec(codec)
+    if quality is None:
+        quality = preset.quality if codec == preset.codec else spec.default_quality
+    if gop is None:
+        gop = 1 if spec.intra_only else preset.gop
+    return KeyframeConfig(codec=codec, quality=quality, gop=gop)
 
 
 LOSSES = ("l1_ssim", "mse_ssim", "mse", "l1")

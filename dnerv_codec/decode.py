@@ -219,8 +219,3 @@ class Archive:
     def decode_video(self, name: str) -> torch.Tensor:
         """A whole video, uint8 [N, H, W, 3]."""
         return torch.cat(list(self.iter_video(name)))
-
-
-def open_archive(path: str | Path, device: str | torch.device = "auto") -> Archive:
-    """Open an archive for decoding (see Archive)."""
-    return Archive(path, device)

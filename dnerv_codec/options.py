@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import KEYFRAME_CODECS, MAX_KEYFRAME_GOP, PRESETS, ModelConfig, QuantConfig
+from .config import (
+    KEYFRAME_CODEC_HELP,
+    KEYFRAME_CODECS,
+    KEYFRAME_QUALITY_HELP,
+    MAX_KEYFRAME_GOP,
+    PRESETS,
+    ModelConfig,
+    QuantConfig,
+)
 from .errors import ConfigError, InputError
 
 
@@ -61,9 +69,9 @@ class EncodeOptions:
     )
     epochs: int | None = option(None, help="Fit for this many epochs (reproducible with --seed).", ge=1)
     time_limit: float | None = option(None, help="Fit for this many minutes; the schedule spans them.", gt=0)
-    keyframe_codec: str | None = option(None, help="hevc, h264 or av1.", choices=KEYFRAME_CODECS)
-    # its top depends on the codec (KeyframeConfig): 51 for hevc and h264, 63 for av1
-    keyframe_quality: int | None = option(None, help="Keyframe CRF (lower is better).", ge=0)
+    keyframe_codec: str | None = option(None, help=KEYFRAME_CODEC_HELP, choices=tuple(KEYFRAME_CODECS))
+    # its range depends on the codec: KeyframeConfig checks it against KEYFRAME_CODECS
+    keyframe_quality: int | None = option(None, help=KEYFRAME_QUALITY_HELP, ge=0)
     keyframe_gop: int | None = option(
         None,
         help="Keyframes per coding group, 1-8: an intra frame then P-frames (1: all intra).",

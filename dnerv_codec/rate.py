@@ -3,7 +3,7 @@
     target bytes = bpp x pixels / 8
     weights   ──► width: the preset's weight budget, at most MAX_WEIGHT_SHARE of the target (the
                   measured bits per parameter of the weight compression turn it into parameters)
-    keyframes ──► the rest: bisection over the codec's CRF with the REAL keyframe coder, the best
+    keyframes ──► the rest: bisection over the codec's quality with the REAL keyframe coder, the best
                   quality whose bytes fit (the coded keyframes are kept: encode writes them as is);
                   what even the best quality leaves unused widens the network
     after the fit, the bit-depth choice of the weight compression gets the bytes left as a budget
@@ -16,10 +16,10 @@ collection size: docs/rate-control.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .config import KeyframeConfig, ModelConfig, Preset, QuantConfig
+from .config import KeyframeConfig, ModelConfig, Preset, QuantConfig, keyframe_codec
 from .errors import ConfigError
 from .model.build import count_parameters
 
@@ -115,8 +115,8 @@ def plan_rate(
     code_keyframes: Callable[[KeyframeConfig], list[bytes]],
     weight_share: float | None = None,
 ) -> RatePlan:
-    """Choose C0 and the keyframe CRF for `bpp` over the collection; code_keyframes(cfg) codes all
-    its keyframes. weight_share: the share of the target meant for the weights (default: the
+    """Choose C0 and the keyframe quality for `bpp` over the collection; code_keyframes(cfg) codes
+    all its keyframes. weight_share: the share of the target meant for the weights (default: the
     preset's weight bpp, at most MAX_WEIGHT_SHARE)."""
     check_bpp(bpp)
     check_weight_share(weight_share)
@@ -137,21 +137,22 @@ def plan_rate(
     overhead = overhead_bytes(collection.keyframes)
     budget = target - weight_bytes - overhead
 
-    top = 63 if key_cfg.codec == "av1" else 51
+    scale = keyframe_codec(key_cfg.codec)
+    qualities = scale.qualities_best_first()
     coded: dict[int, list[bytes]] = {}
 
     def size(q: int) -> int:
         coded[q] = code_keyframes(dataclasses.replace(key_cfg, quality=q))
         return sum(len(b) for b in coded[q])
 
-    smallest = size(top)
+    smallest = size(qualities[-1])
     if smallest > budget:
         need = (smallest + weight_bytes + overhead) * 8 / pixels
         raise ConfigError(
-            f"target {bpp:g} bpp is too low: the keyframes at the lowest quality (CRF {top}) "
-            f"and the network need about {need:.4f} bpp"
+            f"target {bpp:g} bpp is too low: the keyframes at the lowest quality "
+            f"({scale.quality_name} {qualities[-1]}) and the network need about {need:.4f} bpp"
         )
-    quality = _lowest_fitting(size, budget, top)
+    quality = _best_fitting(size, budget, qualities)
     keyframe_bytes = sum(len(b) for b in coded[quality])
     leftover = budget - keyframe_bytes
     # what the keyframes cannot use (best quality reached), the network can
@@ -161,10 +162,11 @@ def plan_rate(
     return RatePlan(keyframes, fc, coded[quality], keyframe_bytes, weight_bytes, target)
 
 
-def _lowest_fitting(size: Callable[[int], int], budget: int, top: int) -> int:
-    """The lowest CRF whose size fits the budget, by bisection over [0, top]; size(top) fits."""
-    lo, hi = -1, top  # size(hi) fits, lo does not (-1: none tried)
+def _best_fitting(size: Callable[[int], int], budget: int, qualities: Sequence[int]) -> int:
+    """The best quality whose size fits the budget, by bisection over `qualities` (best first);
+    the last, lowest quality fits."""
+    lo, hi = -1, len(qualities) - 1  # positions: size at hi fits, at lo not (-1: none tried)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if size(mid) <= budget else (mid, hi)
-    return hi
+        lo, hi = (lo, mid) if size(qualities[mid]) <= budget else (mid, hi)
+    return qualities[hi]

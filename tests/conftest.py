@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from dnerv_codec.cli import app
 from dnerv_codec.clips import Layout, VideoEntry
 from dnerv_codec.config import ModelConfig
 from dnerv_codec.fit.data import ClipData
+from dnerv_codec.fit.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -213,6 +215,26 @@ def listing(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in Path(folder).rglob("*")} | {
         p.relative_to(folder).as_posix() for p in Path(folder).rglob(".*")
     }
+
+
+def ctrl_c_at(monkeypatch, step: int, after_update: bool = False) -> list[int]:
+    """Deliver a real SIGINT (as Ctrl-C does) in the fit: when Trainer.train_step is called for step
+    number `step` (0-based), before it starts, or with after_update=True just after that step's
+    optimizer update, before the trainer has counted the step. Returns the steps started."""
+    started = []
+    real = Trainer.train_step
+
+    def train_step(self, *args, **kwargs):
+        started.append(self.step)
+        if self.step == step and not after_update:
+            signal.raise_signal(signal.SIGINT)
+        out = real(self, *args, **kwargs)
+        if self.step == step and after_update:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    return started
 
 
 # ---------------------------------------------------------------- the shared tiny archive

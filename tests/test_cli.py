@@ -9,7 +9,6 @@ import math
 import os
 import re
 import shutil
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from conftest import (
     SAMPLES,
     SHARED_VIDEOS,
     assert_clean_error,
+    ctrl_c_at,
     invoke,
     invoke_json,
     listing,
@@ -27,7 +27,6 @@ from conftest import (
 )
 
 from dnerv_codec.cli import app
-from dnerv_codec.fit.trainer import Trainer
 from dnerv_codec.metrics import frame_psnr
 from dnerv_codec.video.read import iter_frames
 
@@ -329,26 +328,6 @@ def sections(path: Path) -> dict[str, bytes]:
 
     reader = ContainerReader(path, MAGIC, READABLE_VERSIONS)
     return {tag: reader.read(tag) for tag in reader.sections}
-
-
-def ctrl_c_at(monkeypatch, step: int, after_update: bool = False) -> list[int]:
-    """Deliver a real SIGINT (as Ctrl-C does) in the fit: when Trainer.train_step is called for step
-    number `step` (0-based), before it starts, or with after_update=True just after that step's
-    optimizer update, before the trainer has counted the step. Returns the steps started."""
-    started = []
-    real = Trainer.train_step
-
-    def train_step(self, *args, **kwargs):
-        started.append(self.step)
-        if self.step == step and not after_update:
-            signal.raise_signal(signal.SIGINT)
-        out = real(self, *args, **kwargs)
-        if self.step == step and after_update:
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", train_step)
-    return started
 
 
 def checkpoint_step(path: Path) -> int:

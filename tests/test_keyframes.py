@@ -8,7 +8,7 @@ from conftest import SHARED_VIDEOS
 
 from dnerv_codec.config import KeyframeConfig
 from dnerv_codec.errors import ArchiveError, InputError
-from dnerv_codec.keyframes import decode_keyframe, decode_keyframes, encode_keyframes, padded_size
+from dnerv_codec.keyframes import decode_keyframe_run, decode_keyframes, encode_keyframes, padded_size
 
 REAL = SHARED_VIDEOS / "coffee.mp4"
 MID = {"av1": 32, "hevc": 28}
@@ -37,7 +37,7 @@ def test_round_trip_and_independence(codec):
     assert out.shape == (3, 48, 80, 3) and out.dtype == np.uint8
     assert min(psnr(o, f) for o, f in zip(out, frames, strict=True)) > 30  # measured 31.7 (av1), 33.8 (hevc)
     # Each blob alone, in any order, gives the same picture: no shared decoder state.
-    assert np.array_equal(decode_keyframe(blobs[2], codec, 48, 80), out[2])
+    assert np.array_equal(decode_keyframe_run([blobs[2]], codec, 48, 80)[0], out[2])
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -51,8 +51,8 @@ def test_real_frame_quality_and_rate(codec):
     good = encode_keyframes(frame, KeyframeConfig(codec, hi))[0]
     small = encode_keyframes(frame, KeyframeConfig(codec, lo))[0]
     assert len(small) < len(good)
-    assert psnr(decode_keyframe(good, codec, 256, 320), frame[0]) > 35  # measured 37.7 / 38.6
-    assert psnr(decode_keyframe(small, codec, 256, 320), frame[0]) > 29  # measured 33.1 / 30.6
+    assert psnr(decode_keyframe_run([good], codec, 256, 320)[0], frame[0]) > 35  # measured 37.7 / 38.6
+    assert psnr(decode_keyframe_run([small], codec, 256, 320)[0], frame[0]) > 29  # measured 33.1 / 30.6
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -61,7 +61,7 @@ def test_tiny_and_odd_sizes(codec, size):
     h, w = size
     img = smooth(h, w, 1)
     (blob,) = encode_keyframes(img[None], KeyframeConfig(codec, MID[codec]))
-    out = decode_keyframe(blob, codec, h, w)
+    out = decode_keyframe_run([blob], codec, h, w)[0]
     assert out.shape == (h, w, 3)
     assert psnr(out, img) > 23  # measured >= 25.7: tiny pictures are all detail
 
@@ -90,11 +90,11 @@ def test_garbage_raises_archive_error(codec):
     rng = np.random.default_rng(7)
     for bad in (b"", bytes(100), rng.bytes(500), good[:10], foreign):
         with pytest.raises(ArchiveError):
-            decode_keyframe(bad, codec, 32, 32)
+            decode_keyframe_run([bad], codec, 32, 32)
     with pytest.raises(ArchiveError, match="at least"):
-        decode_keyframe(good, codec, 100, 32)  # coded picture is smaller than asked
+        decode_keyframe_run([good], codec, 100, 32)  # coded picture is smaller than asked
     with pytest.raises(ArchiveError, match="unknown keyframe codec"):
-        decode_keyframe(good, "vp9", 32, 32)
+        decode_keyframe_run([good], "vp9", 32, 32)
 
 
 def test_bad_input_and_empty():
@@ -111,6 +111,6 @@ def test_quality_extremes_and_silence(capfd):
     for codec, top in (("av1", 63), ("hevc", 51)):
         for q in (0, top):  # AV1 CRF 0 means "unset" to FFmpeg; it is coded as 1
             (blob,) = encode_keyframes(img, KeyframeConfig(codec, q))
-            assert decode_keyframe(blob, codec, 16, 16).shape == (16, 16, 3)
+            assert decode_keyframe_run([blob], codec, 16, 16)[0].shape == (16, 16, 3)
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # encoders' banners and warnings are silenced

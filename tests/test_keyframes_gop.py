@@ -23,7 +23,6 @@ from dnerv_codec.config import KeyframeConfig, from_dict
 from dnerv_codec.decode import Archive
 from dnerv_codec.errors import ArchiveError, ConfigError
 from dnerv_codec.keyframes import (
-    decode_keyframe,
     decode_keyframe_run,
     decode_keyframes,
     decode_spans,
@@ -87,7 +86,7 @@ def test_inter_groups_decode_the_same_from_any_keyframe(codec):
     assert min(psnr(d, f) for d, f in zip(whole, frames, strict=True)) > 30
     for group in keyframe_groups(starts, 10, 4):
         # the group's first keyframe is intra: it decodes alone (also at the second video's start)
-        assert np.array_equal(decode_keyframe(blobs[group.start], codec, 48, 64), whole[group.start])
+        assert np.array_equal(decode_keyframe_run([blobs[group.start]], codec, 48, 64)[0], whole[group.start])
         for k in group:
             run = decode_keyframe_run(blobs[group.start : k + 1], codec, 48, 64)
             assert np.array_equal(run[-1], whole[k]), f"keyframe {k} differs when decoded up to it"
@@ -95,7 +94,7 @@ def test_inter_groups_decode_the_same_from_any_keyframe(codec):
     inter = [k for k in range(10) if k not in (0, 4, 6)]
     assert np.mean([len(blobs[k]) for k in inter]) < 0.8 * np.mean([len(blobs[k]) for k in (0, 4, 6)])
     with pytest.raises(ArchiveError):
-        decode_keyframe(blobs[7], codec, 48, 64)
+        decode_keyframe_run([blobs[7]], codec, 48, 64)
     assert encode_keyframes(frames, cfg, starts) == blobs  # deterministic
 
 
@@ -107,7 +106,9 @@ def test_gop_one_is_all_intra(codec):
     # each blob is what coding its keyframe alone gives, so each decodes alone
     assert blobs == [encode_keyframes(f[None], cfg)[0] for f in frames[:4]]
     for k, blob in enumerate(blobs):
-        assert np.array_equal(decode_keyframe(blob, codec, 40, 56), decode_keyframes(blobs, codec, 40, 56)[k])
+        assert np.array_equal(
+            decode_keyframe_run([blob], codec, 40, 56)[0], decode_keyframes(blobs, codec, 40, 56)[k]
+        )
 
 
 def test_h264_drops_the_version_text():

@@ -29,11 +29,10 @@ def test_bpp_with_a_fixed_width_is_a_clean_error(runner, tmp_path):
     assert_clean_error(result, "--bpp chooses", "--fc-dim")
 
 
-def _plan(bpp, code):
+def _plan(bpp, code, key_cfg=None):
     preset = get_preset("fast")
-    return plan_rate(
-        bpp, Collection(64, 64, 100, 1), preset, ModelConfig(), KeyframeConfig(), preset.quant, code
-    )
+    key_cfg = key_cfg or KeyframeConfig()
+    return plan_rate(bpp, Collection(64, 64, 100, 1), preset, ModelConfig(), key_cfg, preset.quant, code)
 
 
 def test_plan_takes_the_best_keyframe_quality_that_fits():
@@ -49,6 +48,24 @@ def test_plan_takes_the_best_keyframe_quality_that_fits():
     assert plan.blobs == [bytes(plan.keyframe_bytes)] and len(tried) <= 8  # bisection, not a scan
     with pytest.raises(ConfigError, match="too low"):
         _plan(0.001, code)
+
+
+def test_plan_searches_a_quality_where_higher_is_better():
+    tried = []
+
+    def code(cfg):  # imagecodec's scale: bytes grow with the quality
+        tried.append(cfg.quality)
+        return [bytes(2000 * (cfg.quality + 1))]
+
+    plan = _plan(2.0, code, KeyframeConfig("imagecodec", 24))
+    budget = plan.target_bytes - plan.weight_bytes_estimate - overhead_bytes(1)
+    quality = plan.keyframes.quality
+    assert 0 < quality < 100 and tried[0] == 0 and len(tried) <= 9
+    assert (
+        plan.keyframe_bytes == 2000 * (quality + 1) <= budget < 2000 * (quality + 2)
+    )  # quality + 1 would not fit
+    with pytest.raises(ConfigError, match=r"lowest quality \(quality 0\)"):
+        _plan(0.001, code, KeyframeConfig("imagecodec", 24))
 
 
 def test_encode_lands_near_the_target(tmp_path, one_thread):

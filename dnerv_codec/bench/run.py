@@ -75,6 +75,8 @@ class _SettingMethods:
         parts = [self.preset]
         if self.bpp is not None:
             parts.append(f"target {self.bpp:g} bpp")
+        if self.keyframe_codec is not None:
+            parts.append(self.keyframe_codec)
         if self.keyframe_quality is not None:
             parts.append(f"kq{self.keyframe_quality}")
         if self.keyframe_gop is not None:

@@ -12,7 +12,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import FitConfig, KeyframeConfig, ModelConfig, Preset, QuantConfig, get_preset, to_dict
+from ..config import (
+    FitConfig,
+    KeyframeConfig,
+    ModelConfig,
+    Preset,
+    QuantConfig,
+    get_preset,
+    keyframe_settings,
+    to_dict,
+)
 from ..errors import ConfigError, OutputError
 from ..fit.distributed import Dist
 from ..keyframes import encode_keyframes
@@ -152,15 +161,7 @@ def _check_sizing(opts: EncodeOptions) -> None:
 
 
 def _keyframes(opts: EncodeOptions, preset: Preset) -> KeyframeConfig:
-    keyframes = preset.keyframes
-    if opts.keyframe_codec is None and opts.keyframe_quality is None and opts.keyframe_gop is None:
-        return keyframes
-    codec = opts.keyframe_codec or keyframes.codec
-    quality = opts.keyframe_quality
-    if quality is None:
-        quality = keyframes.quality if codec == keyframes.codec else KeyframeConfig(codec=codec).quality
-    gop = keyframes.gop if opts.keyframe_gop is None else opts.keyframe_gop
-    return KeyframeConfig(codec=codec, quality=quality, gop=gop)
+    return keyframe_settings(preset.keyframes, opts.keyframe_codec, opts.keyframe_quality, opts.keyframe_gop)
 
 
 def _fit(opts: EncodeOptions, preset: Preset) -> FitConfig:

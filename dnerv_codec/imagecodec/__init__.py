@@ -8,8 +8,9 @@ whose integers are entropy coded with constriction's range coder.
 Modules: color (colour and chroma resampling), transform (DCT, zigzag), quantize (steps, RDOQ,
 reconstruction offsets), dcpred (DC prediction), deblock (the loop-free deblocking filter), tokens
 (integer -> token + raw bits), models (adaptive counts), coder (contexts and the range coder),
-bitstream (the byte format), codec (encode / decode). benchmarks/imagecodec.py measures it
-against libx265 / libx264 / libsvtav1 intra and JPEG.
+bitstream (the byte format), codec (encode / decode). `--keyframe-codec imagecodec` codes an
+archive's keyframes with it (keyframes.py); its bitstream: docs/format.md; how it compares with the
+other keyframe codecs: docs/keyframe-codecs.md.
 """
 
 from .codec import decode_image, encode, encode_image

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 16  # 256: +5 % bytes; smaller costs decode time (one constriction call per chunk)
+CHUNK = 16  # longer chunks cost bytes, shorter ones decode time: docs/keyframe-codecs.md#imagecodec-notes
 INCREMENT = 32
 LIMIT = 1 << 16
 
