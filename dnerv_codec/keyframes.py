@@ -37,8 +37,8 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoRef
 
 from .config import KeyframeConfig  # noqa: E402
 from .errors import ArchiveError, ConfigError, InputError  # noqa: E402
+from .video.colour import tag_bt709  # noqa: E402
 
-_BT709 = 1  # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic value for BT.709
 _TEMPORAL_DELIMITER = b"\x12\x00"  # AV1 OBU type 2, has_size_field, payload size 0
 _TO_YUV = Interpolation.AREA | Interpolation.ACCURATE_RND
 _TO_RGB = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
@@ -176,8 +176,7 @@ def _encode_group(images: np.ndarray, spec: _Codec, quality: int) -> list[bytes]
         raise ConfigError(f"this PyAV build has no {spec.encoder} encoder") from None
     cc.width, cc.height, cc.pix_fmt = pw, ph, spec.pix_fmt
     cc.time_base, cc.framerate = Fraction(1, 25), Fraction(25)
-    cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
-    cc.color_range = ColorRange.JPEG
+    tag_bt709(cc, ColorRange.JPEG)
     options = {**spec.options, **(spec.group_options if len(images) > 1 else {})}
     cc.options = {**options, "crf": str(max(spec.min_crf, quality))}
     packets = []

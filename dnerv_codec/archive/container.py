@@ -16,19 +16,19 @@ Layout, all integers little-endian (see docs/format.md, "Container"):
 
 The reader checks magic, version, header CRC, that every section lies inside the file in table
 order without overlap, and that the file ends with the last section; each section's CRC is checked
-when it is read whole. Writing is atomic: a temporary file in the same folder, fsync, os.replace.
+when it is read whole. Writing is atomic and durable (atomic.atomic_path: a temporary file in the
+same folder, fsync, rename).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Container
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import ArchiveError, OutputError, UnsupportedVersionError
 
 _HEAD = struct.Struct("<4sHH")
@@ -81,46 +81,13 @@ def write_container(
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: folder {folder} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
             f.write(head)
             for _, payload in sections:
                 f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode of a new file
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    _fsync_folder(folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return len(head) + sum(len(p) for _, p in sections)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows it (best effort)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _describe(versions: Container[int]) -> str:

@@ -35,11 +35,12 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, InputError, OutputError
 from ..keyframes import padded_size, to_rgb, to_yuv  # importing sets SVT_LOG (SVT-AV1 quiet)
 from ..metrics import QualityMeter
+from ..video.colour import tag_bt709
 
-_BT709 = 1
 _X264_SEI = re.compile(rb"x264 - core \d+[^\x00]*")
 
 
@@ -201,46 +202,44 @@ def code_video(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
-    tmp = path.with_name(f".{path.name}.part")
     rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
 
     stream_bytes = extradata = excluded = 0
     first_packet = b""
     started = time.perf_counter()
-    try:
-        container = av.open(str(tmp), "w", format="matroska")
-    except (av.FFmpegError, OSError) as exc:
-        raise OutputError(f"cannot write {tmp}: {exc}") from None
-    with container:
+    with atomic_path(path) as tmp:
         try:
-            stream = container.add_stream(codec.encoder, rate=rate)
-        except (av.FFmpegError, ValueError):
-            raise ConfigError(f"this PyAV build has no {codec.encoder} encoder") from None
-        stream.width, stream.height, stream.pix_fmt = pw, ph, codec.pix_fmt
-        cc = stream.codec_context
-        cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
-        cc.color_range = ColorRange.JPEG
-        stream.options = {**codec.options, "preset": codec.preset, "crf": str(crf)}
-        reformatter = VideoReformatter()
+            container = av.open(str(tmp), "w", format="matroska")
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {tmp}: {exc}") from None
+        with container:
+            try:
+                stream = container.add_stream(codec.encoder, rate=rate)
+            except (av.FFmpegError, ValueError):
+                raise ConfigError(f"this PyAV build has no {codec.encoder} encoder") from None
+            stream.width, stream.height, stream.pix_fmt = pw, ph, codec.pix_fmt
+            cc = stream.codec_context
+            tag_bt709(cc, ColorRange.JPEG)
+            stream.options = {**codec.options, "preset": codec.preset, "crf": str(crf)}
+            reformatter = VideoReformatter()
 
-        def mux(packets) -> None:
-            nonlocal stream_bytes, first_packet
-            for packet in packets:
-                if not first_packet:
-                    first_packet = bytes(packet)
-                stream_bytes += packet.size
-                container.mux(packet)
+            def mux(packets) -> None:
+                nonlocal stream_bytes, first_packet
+                for packet in packets:
+                    if not first_packet:
+                        first_packet = bytes(packet)
+                    stream_bytes += packet.size
+                    container.mux(packet)
 
-        for i in range(n):
-            vf = to_yuv(frames[i], (ph, pw), codec.pix_fmt, reformatter)
-            vf.pts = i
-            mux(stream.encode(vf))
-        mux(stream.encode(None))
-        extradata = len(cc.extradata or b"")
-    encode_seconds = time.perf_counter() - started
-    if codec.encoder == "libx264":
-        excluded = _x264_sei_bytes(first_packet)
-    tmp.replace(path)
+            for i in range(n):
+                vf = to_yuv(frames[i], (ph, pw), codec.pix_fmt, reformatter)
+                vf.pts = i
+                mux(stream.encode(vf))
+            mux(stream.encode(None))
+            extradata = len(cc.extradata or b"")
+        encode_seconds = time.perf_counter() - started
+        if codec.encoder == "libx264":
+            excluded = _x264_sei_bytes(first_packet)
 
     started = time.perf_counter()
     out = np.empty_like(frames)
