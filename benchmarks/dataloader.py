@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import dnerv_codec as dn
+from dnerv_codec.bench.machine import library_versions, machine_description
 from dnerv_codec.device import resolve_device
 from dnerv_codec.metrics import QualityMeter
 from dnerv_codec.video.read import iter_frames
@@ -211,7 +211,7 @@ def time_loader(dataset: Dataset, batch_size: int, workers: int, context: str | 
     return {"clips": clips, "frames": frames, "seconds": seconds, "clips_per_s": clips / seconds}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
     parser.add_argument("--archive", type=Path, default=ROOT / "out" / "bench" / "dataloader.dnv")
@@ -226,7 +226,61 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads of the main process (default: torch's)"
     )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "dataloader.json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def match_h264(args, files, refs, fps, folder: Path, target: float) -> list[dict]:
+    """For each of --gops, the x264 files (in `folder`) whose CRF reaches the archive's PSNR."""
+    h264: list[dict] = []
+    for gop in args.gops:
+        log(f"searching the x264 CRF that reaches {target:.2f} dB with GOP {gop}")
+        start = h264[-1]["crf"] if h264 else 36
+        h264.append(search_crf(files, refs, fps, folder, target, gop, start))
+    return h264
+
+
+def time_stores(
+    args, archive, path: Path, size: int, target: float, h264: list[dict], device: str
+) -> list[dict]:
+    """Load every clip from the archive and from each H.264 store, with each of --workers."""
+    clips, fps = archive.clips, [v.fps for v in archive.videos]
+    height, width = archive.size
+    pixels = archive.layout.total_frames * height * width
+    # A fresh dataset per run, so that no run starts with a network another one built.
+    stores = [("dnerv", size, target, lambda: dn.ArchiveDataset(path, labels=None, device=device))]
+    for h in h264:
+        make = lambda h=h: H264Clips(h["paths"], clips, archive.layout.clip_len, fps)  # noqa: E731
+        stores.append((f"h264 gop {h['gop']} crf {h['crf']}", h["bytes"], h["psnr"], make))
+    results = []
+    for name, nbytes, psnr, make in stores:
+        for workers in args.workers:
+            # CUDA cannot be used in forked workers once the parent has used it: spawn them
+            ctx = "spawn" if device.startswith("cuda") and workers else None
+            log(f"loading {len(clips)} clips from {name} with {workers} worker(s)")
+            r = time_loader(make(), args.batch_size, workers, ctx)
+            r.update(store=name, workers=workers, bytes=nbytes, bpp=8 * nbytes / pixels, psnr=psnr)
+            results.append(r)
+            log(f"  {r['clips_per_s']:.1f} clips/s ({r['seconds']:.1f} s)")
+    return results
+
+
+def print_table(doc: dict) -> None:
+    print(
+        f"{doc['clips']} clips of {doc['clip_len']} frames at {doc['height']}x{doc['width']} "
+        f"({len(doc['videos'])} videos, {doc['frames']} frames); batch {doc['batch_size']}, shuffled; "
+        f"{doc['machine']['cores']} CPUs, dnerv decodes on {doc['machine']['decode_device']}"
+    )
+    print(f"{'store':<24} {'bytes':>11} {'bpp':>7} {'PSNR dB':>8} {'workers':>7} {'clips/s':>8}")
+    for r in doc["loaders"]:
+        print(
+            f"{r['store']:<24} {r['bytes']:>11,} {r['bpp']:>7.4f} {r['psnr']:>8.2f} "
+            f"{r['workers']:>7} {r['clips_per_s']:>8.1f}"
+        )
+    print(f"(source files, H.264 4:4:4 CRF 10: {doc['source_bytes']:,} bytes; {doc['seconds']:.0f} s in all)")
+
+
+def main() -> None:
+    args = parse_args()
     started = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -238,7 +292,6 @@ def main() -> None:
     archive = dn.open(path, "cpu")
     height, width = archive.size
     clips, fps = archive.clips, [v.fps for v in archive.videos]
-    pixels = archive.layout.total_frames * height * width
     device = str(resolve_device(args.device))
 
     log("reading the reference frames")
@@ -250,30 +303,10 @@ def main() -> None:
         target = archive_psnr(path, refs, device)
     size = path.stat().st_size
     log(f"  archive: {size:,} bytes, PSNR {target:.2f} dB over {len(clips)} clips")
-
-    results = []
     with tempfile.TemporaryDirectory(prefix="dnerv-bench-") as tmp:
-        h264: list[dict] = []
-        for gop in args.gops:
-            log(f"searching the x264 CRF that reaches {target:.2f} dB with GOP {gop}")
-            start = h264[-1]["crf"] if h264 else 36
-            h264.append(search_crf(files, refs, fps, Path(tmp), target, gop, start))
+        h264 = match_h264(args, files, refs, fps, Path(tmp), target)
         del refs
-
-        # A fresh dataset per run, so that no run starts with a network another one built.
-        stores = [("dnerv", size, target, lambda: dn.ArchiveDataset(path, labels=None, device=device))]
-        for h in h264:
-            make = lambda h=h: H264Clips(h["paths"], clips, archive.layout.clip_len, fps)  # noqa: E731
-            stores.append((f"h264 gop {h['gop']} crf {h['crf']}", h["bytes"], h["psnr"], make))
-        for name, nbytes, psnr, make in stores:
-            for workers in args.workers:
-                # CUDA cannot be used in forked workers once the parent has used it: spawn them
-                ctx = "spawn" if device.startswith("cuda") and workers else None
-                log(f"loading {len(clips)} clips from {name} with {workers} worker(s)")
-                r = time_loader(make(), args.batch_size, workers, ctx)
-                r.update(store=name, workers=workers, bytes=nbytes, bpp=8 * nbytes / pixels, psnr=psnr)
-                results.append(r)
-                log(f"  {r['clips_per_s']:.1f} clips/s ({r['seconds']:.1f} s)")
+        results = time_stores(args, archive, path, size, target, h264, device)
 
     source_bytes = sum(f.stat().st_size for f in files)
     doc = {
@@ -288,32 +321,14 @@ def main() -> None:
         "h264": [{k: v for k, v in h.items() if k != "paths"} for h in h264],
         "source_bytes": source_bytes,
         "loaders": results,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "decode_device": device,
-            "load_average": os.getloadavg(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "dnerv": dn.__version__,
-        },
+        "machine": {**machine_description(), "decode_device": device, "load_average": os.getloadavg()},
+        "versions": library_versions(),
         "seconds": time.perf_counter() - started,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
 
-    print(
-        f"{len(clips)} clips of {archive.layout.clip_len} frames at {height}x{width} "
-        f"({len(files)} videos, {doc['frames']} frames); batch {args.batch_size}, shuffled; "
-        f"{os.cpu_count()} CPUs, dnerv decodes on {device}"
-    )
-    print(f"{'store':<24} {'bytes':>11} {'bpp':>7} {'PSNR dB':>8} {'workers':>7} {'clips/s':>8}")
-    for r in results:
-        print(
-            f"{r['store']:<24} {r['bytes']:>11,} {r['bpp']:>7.4f} {r['psnr']:>8.2f} "
-            f"{r['workers']:>7} {r['clips_per_s']:>8.1f}"
-        )
-    print(f"(source files, H.264 4:4:4 CRF 10: {source_bytes:,} bytes; {doc['seconds']:.0f} s in all)")
+    print_table(doc)
     print(f"wrote {args.json}")
 
 

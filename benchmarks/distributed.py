@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import sys
 import time
@@ -28,6 +27,7 @@ import torch.multiprocessing as mp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
 from dnerv_codec.clips import Layout, VideoEntry  # noqa: E402
 from dnerv_codec.config import PRESETS, FitConfig  # noqa: E402
 from dnerv_codec.fit.data import ClipData  # noqa: E402
@@ -115,7 +115,8 @@ def main() -> None:
         "global_batch": args.batch,
         "rows": rows,
         "speedup": speedup,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_description(),
+        "versions": library_versions(),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")

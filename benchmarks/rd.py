@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
 from dnerv_codec.bench.plot import plot_rd  # noqa: E402
-from dnerv_codec.bench.run import DnervSetting, bd_table, library_versions, machine_description, run_bench  # noqa: E402
+from dnerv_codec.bench.run import DnervSetting, bd_table, run_bench  # noqa: E402
 from dnerv_codec.config import QuantConfig  # noqa: E402
 from dnerv_codec.info import describe  # noqa: E402
 from dnerv_codec.report import Reporter  # noqa: E402

@@ -43,7 +43,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -432,7 +431,7 @@ def first_frame(archive: Path, clip: int) -> dict:
 # ------------------------------------------------------------------ main
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--videos", type=Path, default=VIDEOS)
@@ -446,149 +445,169 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the side by side")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
-    args = parser.parse_args()
-    if args.worker:
-        from dnerv_codec.malloc import keep_freed_memory
+    return parser.parse_args()
 
-        spec = json.loads(args.worker)
-        if spec.get("malloc", True):
-            keep_freed_memory()  # as the dnerv command does in its own process
-        print(json.dumps(WORKERS[spec["task"]](spec)))
+
+def run_as_worker(spec_json: str) -> None:
+    """The subprocess side of run_worker: one measurement, printed as JSON."""
+    from dnerv_codec.malloc import keep_freed_memory
+
+    spec = json.loads(spec_json)
+    if spec.get("malloc", True):
+        keep_freed_memory()  # as the dnerv command does in its own process
+    print(json.dumps(WORKERS[spec["task"]](spec)))
+
+
+def measure_fits(args, base: dict, name: str, big: bool, cuda: bool) -> list[dict]:
+    """Fit speed of one working point at each batch size (and bf16 on CUDA)."""
+    fit_batches = [1 if big else 2] + ([32] if cuda else [])
+    warm, steps = (1, 2) if args.quick else ((2, 3) if big else (2, 8))
+    if cuda:
+        warm, steps = 10, 30
+    rows = []
+    for batch in fit_batches:
+        for amp in [False] + ([True] if cuda else []):
+            log(f"fit {name} batch {batch}{' bf16' if amp else ''}: {warm} + {steps} steps")
+            r = run_worker(
+                base | {"task": "fit", "batch": batch, "warmup": warm, "steps": steps, "amp": amp},
+                args.threads,
+            )
+            rows.append({"point": name, "what": f"fit b{batch}" + (" bf16" if amp else ""), **r})
+            log(f"  {r['fps']:.2f} frames/s, {r['maxrss_mb']:.0f} MB")
+    return rows
+
+
+def measure_decode(args, base: dict, name: str, archive: Path, big: bool, cuda: bool) -> dict:
+    """Decode speed of one working point's archive: network, archive, archive + .mkv."""
+    n_clips = 12 if not args.quick else 4
+    if big and not cuda:
+        n_clips = 4 if not args.quick else 2
+    log(f"decode {name}: {n_clips} clips")
+    r = run_worker(
+        base
+        | {
+            "task": "decode",
+            "archive": str(archive),
+            "clips": n_clips,
+            "batch": 4 if not cuda else 12,
+            "repeats": 1 if (big and not cuda) else 2,
+        },
+        args.threads,
+    )
+    log(
+        f"  network b1 {r['network_b1_fps']:.1f}, batched {r['network_batched_fps']:.1f}, "
+        f"archive b1 {r['archive_b1_fps']:.1f}, batched {r['archive_batched_fps']:.1f}, "
+        f"+mkv {r['archive_mkv_fps']:.1f} frames/s"
+    )
+    return {"point": name, "what": "decode", **r}
+
+
+def measure_first_frame(name: str, archive: Path) -> dict:
+    """The faster of two cold processes that decode a random clip's first frame."""
+    ff = [first_frame(archive, random.randrange(12)) for _ in range(2)]
+    best = min(ff, key=lambda x: x["wall_s"])
+    log(f"  first frame {best['wall_s']:.2f} s (cold process), {best['maxrss_mb']:.0f} MB")
+    return {"point": name, "what": "first frame", **best, "all_wall_s": [x["wall_s"] for x in ff]}
+
+
+def measure_points(args, work: Path, files: list[Path], device) -> list[dict]:
+    """Fit, decode and first-frame rows of every working point (POINTS x reference/default)."""
+    cuda = device.type == "cuda"
+    rows = []
+    for size in () if args.only_flat else POINTS:
+        h, w = size
+        log(f"frame cache at {h}x{w} ({len(files)} videos)")
+        entries = build_cache(work / f"cache{h}", files, size)
+        big = h >= 256
+        for shape in ("reference", "default"):
+            cfg = model_config(shape, h, w)
+            name = f"{shape}-{h}x{w}"
+            base = {
+                "size": size,
+                "entries": entries,
+                "shape": shape,
+                "workdir": str(work),
+                "device": str(device),
+            }
+            fits = measure_fits(args, base, name, big, cuda)
+            archive = work / f"{name}.dnv"
+            build_archive(archive, shape, size, entries[:1])
+            decode = measure_decode(args, base, name, archive, big, cuda)
+            first = measure_first_frame(name, archive)
+            decode["params"] = fits[-1].get("params")
+            decode["fc_dim"] = cfg.fc_dim
+            rows += [*fits, decode, first]
+    return rows
+
+
+def measure_flatness(args, work: Path, files: list[Path]) -> list[dict]:
+    """Peak memory of a fit and of the data pipeline on the collection and on 16x it."""
+    size = (128, 160)
+    flat = []
+    for repeat in (1, 16):
+        entries = build_cache(work / f"flat{repeat}", files, size, repeat)
+        n = sum(e["frames"] for e in entries)
+        base = {
+            "size": size,
+            "entries": entries,
+            "shape": "reference",
+            "workdir": str(work / f"flat{repeat}"),
+        }
+        for keys in ("memory", "memmap"):
+            log(f"memory flatness: {repeat}x ({n} frames), keyframes in {keys}")
+            fit = run_worker(
+                base
+                | {"task": "fit", "batch": 2, "warmup": 1, "steps": 2, "keyframes": keys, "device": "cpu"},
+                args.threads,
+            )
+            # the same number of batches for both: 16 passes over 1x, one over 16x
+            epoch = run_worker(
+                base | {"task": "epoch", "batch": 8, "keyframes": keys, "passes": 16 // repeat},
+                args.threads,
+            )
+            flat.append(
+                {
+                    "repeat": repeat,
+                    "frames": n,
+                    "keyframes": keys,
+                    "fit_maxrss_mb": fit["maxrss_mb"],
+                    "epoch_maxrss_mb": epoch["maxrss_mb"],
+                    "epoch_fps": epoch["fps"],
+                }
+            )
+            log(f"  fit {fit['maxrss_mb']:.0f} MB, data epoch {epoch['maxrss_mb']:.0f} MB")
+    return flat
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        run_as_worker(args.worker)
         return
 
-    import torch
-
+    from dnerv_codec.bench.machine import library_versions, machine_description
     from dnerv_codec.device import resolve_device
 
     device = resolve_device(args.device)
-    cuda = device.type == "cuda"
     if args.published is not None and not (args.published / "model.py").is_file():
         sys.exit(f"--published {args.published}: no model.py there (a checkout of boheumd/D-NeRV)")
     started = time.perf_counter()
     files = sorted(p for p in args.videos.glob("*.mp4") if p.is_file())
     if not files:
         sys.exit(f"no .mp4 files in {args.videos}")
-    rows, flat = [], []
     random.seed(0)
     with tempfile.TemporaryDirectory(prefix="dnerv-speed-") as tmp:
         work = Path(tmp)
-        for size in () if args.only_flat else POINTS:
-            h, w = size
-            log(f"frame cache at {h}x{w} ({len(files)} videos)")
-            entries = build_cache(work / f"cache{h}", files, size)
-            big = h >= 256
-            for shape in ("reference", "default"):
-                cfg = model_config(shape, h, w)
-                name = f"{shape}-{h}x{w}"
-                fit_batches = [1 if big else 2] + ([32] if cuda else [])
-                warm, steps = (1, 2) if args.quick else ((2, 3) if big else (2, 8))
-                if cuda:
-                    warm, steps = 10, 30
-                base = {
-                    "size": size,
-                    "entries": entries,
-                    "shape": shape,
-                    "workdir": str(work),
-                    "device": str(device),
-                }
-                for batch in fit_batches:
-                    for amp in [False] + ([True] if cuda else []):
-                        log(f"fit {name} batch {batch}{' bf16' if amp else ''}: {warm} + {steps} steps")
-                        r = run_worker(
-                            base
-                            | {"task": "fit", "batch": batch, "warmup": warm, "steps": steps, "amp": amp},
-                            args.threads,
-                        )
-                        rows.append({"point": name, "what": f"fit b{batch}" + (" bf16" if amp else ""), **r})
-                        log(f"  {r['fps']:.2f} frames/s, {r['maxrss_mb']:.0f} MB")
-                archive = work / f"{name}.dnv"
-                n_videos = 1
-                build_archive(archive, shape, size, entries[:n_videos])
-                n_clips = 12 if not args.quick else 4
-                if big and not cuda:
-                    n_clips = 4 if not args.quick else 2
-                log(f"decode {name}: {n_clips} clips")
-                r = run_worker(
-                    base
-                    | {
-                        "task": "decode",
-                        "archive": str(archive),
-                        "clips": n_clips,
-                        "batch": 4 if not cuda else 12,
-                        "repeats": 1 if (big and not cuda) else 2,
-                    },
-                    args.threads,
-                )
-                rows.append({"point": name, "what": "decode", **r})
-                log(
-                    f"  network b1 {r['network_b1_fps']:.1f}, batched {r['network_batched_fps']:.1f}, "
-                    f"archive b1 {r['archive_b1_fps']:.1f}, batched {r['archive_batched_fps']:.1f}, "
-                    f"+mkv {r['archive_mkv_fps']:.1f} frames/s"
-                )
-                ff = [first_frame(archive, random.randrange(12)) for _ in range(2)]
-                best = min(ff, key=lambda x: x["wall_s"])
-                rows.append(
-                    {"point": name, "what": "first frame", **best, "all_wall_s": [x["wall_s"] for x in ff]}
-                )
-                log(f"  first frame {best['wall_s']:.2f} s (cold process), {best['maxrss_mb']:.0f} MB")
-                rows[-2]["params"] = rows[-3].get("params")
-                rows[-2]["fc_dim"] = cfg.fc_dim
-        if not args.skip_flat:
-            size = (128, 160)
-            for repeat in (1, 16):
-                entries = build_cache(work / f"flat{repeat}", files, size, repeat)
-                n = sum(e["frames"] for e in entries)
-                base = {
-                    "size": size,
-                    "entries": entries,
-                    "shape": "reference",
-                    "workdir": str(work / f"flat{repeat}"),
-                }
-                for keys in ("memory", "memmap"):
-                    log(f"memory flatness: {repeat}x ({n} frames), keyframes in {keys}")
-                    fit = run_worker(
-                        base
-                        | {
-                            "task": "fit",
-                            "batch": 2,
-                            "warmup": 1,
-                            "steps": 2,
-                            "keyframes": keys,
-                            "device": "cpu",
-                        },
-                        args.threads,
-                    )
-                    # the same number of batches for both: 16 passes over 1x, one over 16x
-                    epoch = run_worker(
-                        base | {"task": "epoch", "batch": 8, "keyframes": keys, "passes": 16 // repeat},
-                        args.threads,
-                    )
-                    flat.append(
-                        {
-                            "repeat": repeat,
-                            "frames": n,
-                            "keyframes": keys,
-                            "fit_maxrss_mb": fit["maxrss_mb"],
-                            "epoch_maxrss_mb": epoch["maxrss_mb"],
-                            "epoch_fps": epoch["fps"],
-                        }
-                    )
-                    log(f"  fit {fit['maxrss_mb']:.0f} MB, data epoch {epoch['maxrss_mb']:.0f} MB")
+        rows = measure_points(args, work, files, device)
+        flat = [] if args.skip_flat else measure_flatness(args, work, files)
 
     side = side_by_side(args, device) if args.published is not None else None
     doc = {
         "rows": rows,
         "flatness": flat,
         "side_by_side": side,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "device": str(device),
-            "gpu": torch.cuda.get_device_name(device) if cuda else None,
-            "torch_threads": torch.get_num_threads(),
-            "load_average_end": os.getloadavg(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": {**machine_description(), "device": str(device), "load_average_end": os.getloadavg()},
+        "versions": library_versions(),
         "quick": args.quick,
         "seconds": time.perf_counter() - started,
     }
@@ -657,59 +676,71 @@ def side_by_side(args, device) -> dict:
     return {"code": str(args.published), "rounds": rounds, "params": params, "cells": cells}
 
 
+def _row_items(r: dict) -> list[tuple[str, float]]:
+    """The (label, value) lines of one row of the table."""
+    if r["what"].startswith("fit"):
+        items = [(f"{r['what']} frames/s", r["fps"])]
+        if "data_read_share" in r:
+            items.append(("  reading data, % of step", 100 * r["data_read_share"]))
+            items.append(("  waiting for data, % of step", 100 * r["data_wait_share"]))
+        return items
+    if r["what"] == "decode":
+        items = [
+            ("decode network b1 frames/s", r["network_b1_fps"]),
+            ("decode network batched frames/s", r["network_batched_fps"]),
+            ("decode archive b1 frames/s", r["archive_b1_fps"]),
+            ("decode archive batched frames/s", r["archive_batched_fps"]),
+            ("decode archive b1 + .mkv frames/s", r["archive_mkv_fps"]),
+        ]
+        if "network_batched_bf16_fps" in r:
+            items.append(("decode network bf16 frames/s", r["network_batched_bf16_fps"]))
+            items.append(("  bf16 vs fp32 PSNR dB", r["bf16_psnr_vs_fp32_db"]))
+        return items
+    return [("first frame, cold process s", r["wall_s"])]
+
+
+def print_side_by_side(side: dict) -> None:
+    names = [n for n, _ in SIDE_IMPLS]
+    print(
+        f"side by side, reference 128x160 ({side['rounds']} alternating rounds): frames/s "
+        "(x published: ratio of the medians; median of the rounds' ratios, their range)"
+    )
+    print(f"{'':<12}" + "".join(f"{n:>38}" for n in names))
+    for label, row in side["cells"].items():
+        cells = [
+            f"{c['fps']:.1f} ({c['vs_published']:.2f}x; {c['vs_published_paired']:.2f}x, "
+            f"{min(c['round_ratios']):.2f}-{max(c['round_ratios']):.2f})"
+            for c in (row[n] for n in names)
+        ]
+        print(f"{label:<12}" + "".join(f"{c:>38}" for c in cells))
+
+
+def print_flatness(flatness: list[dict]) -> None:
+    print("memory flatness (reference-128x160, batch 2): peak RSS MB")
+    print(f"{'collection':<12} {'frames':>7} {'keyframes':<10} {'fit':>8} {'data epoch':>11}")
+    for f in flatness:
+        print(
+            f"{str(f['repeat']) + 'x':<12} {f['frames']:>7} {f['keyframes']:<10} {f['fit_maxrss_mb']:>8.0f} {f['epoch_maxrss_mb']:>11.0f}"
+        )
+
+
 def print_table(doc: dict) -> None:
     m = doc["machine"]
     print(
-        f"dnerv speed on {m['device']} ({m['gpu'] or str(m['cpus']) + ' CPUs'}), torch {m['torch']}; {doc['seconds']:.0f} s"
+        f"dnerv speed on {m['device']} ({m['gpu'] or str(m['cores']) + ' CPUs'}), torch {doc['versions']['torch']}; {doc['seconds']:.0f} s"
     )
     print(f"{'point':<20} {'params':>10} {'measure':<34} {'value':>10} {'peak RSS MB':>12}")
     for r in doc["rows"]:
         point, params = r["point"], f"{r.get('params') or 0:,}"
-        if r["what"].startswith("fit"):
-            items = [(f"{r['what']} frames/s", r["fps"])]
-            if "data_read_share" in r:
-                items.append(("  reading data, % of step", 100 * r["data_read_share"]))
-                items.append(("  waiting for data, % of step", 100 * r["data_wait_share"]))
-        elif r["what"] == "decode":
-            items = [
-                ("decode network b1 frames/s", r["network_b1_fps"]),
-                ("decode network batched frames/s", r["network_batched_fps"]),
-                ("decode archive b1 frames/s", r["archive_b1_fps"]),
-                ("decode archive batched frames/s", r["archive_batched_fps"]),
-                ("decode archive b1 + .mkv frames/s", r["archive_mkv_fps"]),
-            ]
-            if "network_batched_bf16_fps" in r:
-                items.append(("decode network bf16 frames/s", r["network_batched_bf16_fps"]))
-                items.append(("  bf16 vs fp32 PSNR dB", r["bf16_psnr_vs_fp32_db"]))
-        else:
-            items = [("first frame, cold process s", r["wall_s"])]
-        for i, (label, value) in enumerate(items):
+        for i, (label, value) in enumerate(_row_items(r)):
             rss = f"{r['maxrss_mb']:.0f}" if i == 0 else ""
             print(
                 f"{point if i == 0 else '':<20} {params if i == 0 else '':>10} {label:<34} {value:>10.2f} {rss:>12}"
             )
-    side = doc.get("side_by_side")
-    if side:
-        names = [n for n, _ in SIDE_IMPLS]
-        print(
-            f"side by side, reference 128x160 ({side['rounds']} alternating rounds): frames/s "
-            "(x published: ratio of the medians; median of the rounds' ratios, their range)"
-        )
-        print(f"{'':<12}" + "".join(f"{n:>38}" for n in names))
-        for label, row in side["cells"].items():
-            cells = [
-                f"{c['fps']:.1f} ({c['vs_published']:.2f}x; {c['vs_published_paired']:.2f}x, "
-                f"{min(c['round_ratios']):.2f}-{max(c['round_ratios']):.2f})"
-                for c in (row[n] for n in names)
-            ]
-            print(f"{label:<12}" + "".join(f"{c:>38}" for c in cells))
+    if doc.get("side_by_side"):
+        print_side_by_side(doc["side_by_side"])
     if doc["flatness"]:
-        print("memory flatness (reference-128x160, batch 2): peak RSS MB")
-        print(f"{'collection':<12} {'frames':>7} {'keyframes':<10} {'fit':>8} {'data epoch':>11}")
-        for f in doc["flatness"]:
-            print(
-                f"{str(f['repeat']) + 'x':<12} {f['frames']:>7} {f['keyframes']:<10} {f['fit_maxrss_mb']:>8.0f} {f['epoch_maxrss_mb']:>11.0f}"
-            )
+        print_flatness(doc["flatness"])
 
 
 if __name__ == "__main__":

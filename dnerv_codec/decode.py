@@ -22,11 +22,9 @@ from .model.base import FrameModel
 from .model.build import build_model
 from .model.dnerv import blend_keyframes, stage_widths
 
-# On a CPU a pass over several clips is faster per frame only while its activations stay moderate.
-# Measured on 2 cores with the reference networks, alternating rounds: passes whose widest
-# activation was 84-168 MB decoded 13-20% faster than clip by clip, of 336 MB 5-20% slower
-# (reference 256x320, 4 clips a pass: 6.6 frames/s, against 8.2 one by one and 9.3 two by two).
-# Larger batches are decoded in passes below this size; on CUDA, as asked.
+# On a CPU a pass over several clips is faster per frame only while its activations stay moderate
+# (measured: docs/performance.md#decode-passes). Larger batches are decoded in passes below this
+# size; on CUDA, as asked.
 CPU_PASS_BYTES = 192 * 2**20
 
 

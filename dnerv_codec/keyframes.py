@@ -44,8 +44,8 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoRef
 from . import imagecodec  # noqa: E402
 from .config import KeyframeConfig  # noqa: E402
 from .errors import ArchiveError, ConfigError, InputError  # noqa: E402
+from .video.colour import tag_bt709  # noqa: E402
 
-_BT709 = 1  # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic value for BT.709
 _TEMPORAL_DELIMITER = b"\x12\x00"  # AV1 OBU type 2, has_size_field, payload size 0
 _X264_SEI = b"x264 - core "  # the start of x264's version SEI text
 _TO_YUV = Interpolation.AREA | Interpolation.ACCURATE_RND
@@ -154,8 +154,7 @@ class _AvCodec:
             raise ConfigError(f"this PyAV build has no {self.encoder} encoder") from None
         cc.width, cc.height, cc.pix_fmt = pw, ph, self.pix_fmt
         cc.time_base, cc.framerate = Fraction(1, 25), Fraction(25)
-        cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
-        cc.color_range = ColorRange.JPEG
+        tag_bt709(cc, ColorRange.JPEG)
         options = {**self.options, **(self.group_options if len(images) > 1 else {})}
         cc.options = {**options, "crf": str(max(self.min_crf, quality))}
         packets = []
@@ -241,7 +240,7 @@ class _ImageCodec:
 
 # pools=none: with its worker pool, x265 gave different bytes for the same pictures now and then in a
 # long-running process (caught by tests/test_golden.py); keyframes are small and few, so one thread
-_X265 = "log-level=none:info=0:pools=none"
+_X265 = "log-level=none:info=0"
 _CODECS: dict[str, _AvCodec | _ImageCodec] = {
     "av1": _AvCodec(
         "av1",

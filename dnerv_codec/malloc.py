@@ -12,17 +12,13 @@ import sys
 def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
 
-    A CPU step allocates and frees activations of tens of MB each. By default glibc serves blocks
-    above its mmap threshold (at most 32 MiB) with fresh mmaps and unmaps them on free, so every
-    step page-faults its activations in again: measured on a 2-core CPU at the 128x160 reference
-    shape, 30-45% of a fit's CPU time was kernel time. With mmap off for malloc and no trimming,
-    freed blocks are reused and kernel time drops to ~0: fit and decode 1.34x faster best against
-    best (up to 2.4x repeat against repeat, side by side in one process). The price is peak resident
-    memory: freed blocks stay in the heap, fragmented (measured +13% for the 128x160 reference fit,
-    up to +93% for a 256x320 reference decode of 4 clips). Process-wide, once, so only dnerv's own processes call it (the CLI, and fitting); a library user
-    decoding inside their own program keeps their malloc settings. glibc (Linux) only, and skipped when the user tunes malloc through
-    MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ or sets DNERV_MALLOC_DEFAULTS=1. Returns whether it
-    applied the setting."""
+    By default glibc serves blocks above its mmap threshold with fresh mmaps and unmaps them on
+    free, so every CPU step page-faults its activations in again; with mmap off for malloc and no
+    trimming, freed blocks are reused (fit and decode faster, at the price of peak resident memory;
+    measured: docs/performance.md#malloc). Process-wide, once, so only dnerv's own processes call
+    it (the CLI, and fitting); a library user decoding inside their own program keeps their malloc
+    settings. glibc (Linux) only, and skipped when the user tunes malloc through MALLOC_MMAP_MAX_ /
+    MALLOC_TRIM_THRESHOLD_ or sets DNERV_MALLOC_DEFAULTS=1. Returns whether it applied the setting."""
     if not sys.platform.startswith("linux") or os.environ.get("DNERV_MALLOC_DEFAULTS") == "1":
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")):

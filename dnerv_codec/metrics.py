@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
-from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # pinned: few-scale variant
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # private (few-scale variant): see pyproject
 
 _MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 

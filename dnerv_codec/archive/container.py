@@ -16,19 +16,19 @@ Layout, all integers little-endian (see docs/format.md, "Container"):
 
 The reader checks magic, version, header CRC, that every section lies inside the file in table
 order without overlap, and that the file ends with the last section; each section's CRC is checked
-when it is read whole. Writing is atomic: a temporary file in the same folder, fsync, os.replace.
+when it is read whole. Writing is atomic and durable (atomic.atomic_path: a temporary file in the
+same folder, fsync, rename).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Container
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import ArchiveError, OutputError, UnsupportedVersionError
 
 _HEAD = struct.Struct("<4sHH")
@@ -88,47 +88,13 @@ def _check_target(path: Path, force: bool) -> None:
 
 
 def _write_atomic(path: Path, chunks: list[bytes | memoryview]) -> None:
-    """The chunks, back to back, into a temporary file in path's folder, fsynced, then renamed."""
-    folder = path.parent
+    """The chunks, back to back, into `path` atomically and durably (dnerv_codec.atomic)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode of a new file
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    _fsync_folder(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows it (best effort)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _describe(versions: Container[int]) -> str:

@@ -35,11 +35,12 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, InputError, OutputError
 from ..keyframes import padded_size, to_rgb, to_yuv  # importing sets SVT_LOG (SVT-AV1 quiet)
 from ..metrics import QualityMeter
+from ..video.colour import tag_bt709
 
-_BT709 = 1
 _X264_SEI = re.compile(rb"x264 - core \d+[^\x00]*")
 
 
@@ -193,9 +194,8 @@ def code_video(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
-    tmp = path.with_name(f".{path.name}.part")
-    coded = _encode(codec, frames, crf, tmp, fps)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:  # a failed encode leaves no partial file
+        coded = _encode(codec, frames, crf, tmp, fps)
     out, decoded, decoder, decode_seconds = _decode(path, frames)
     if decoded != n:
         raise InputError(f"{codec.name} at CRF {crf}: {path} decodes to {decoded} frames, {n} were coded")
@@ -255,8 +255,7 @@ def _encode(codec: Codec, frames: np.ndarray, crf: int, tmp: Path, fps: float) -
             raise ConfigError(f"this PyAV build has no {codec.encoder} encoder") from None
         stream.width, stream.height, stream.pix_fmt = pw, ph, codec.pix_fmt
         cc = stream.codec_context
-        cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
-        cc.color_range = ColorRange.JPEG
+        tag_bt709(cc, ColorRange.JPEG)
         stream.options = {**codec.options, "preset": codec.preset, "crf": str(crf)}
         reformatter = VideoReformatter()
 

@@ -36,7 +36,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +45,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..atomic import write_atomic
 from ..errors import ConfigError, InputError, OutputError
 from ..options import EncodeOptions
 from ..report import Reporter
 from . import codecs as codecs_mod
 from .bdrate import bd_quality, bd_rate, psnr_at_equal_rate
+from .machine import library_versions, machine_description
 
 BENCH_VERSION = 1  # part of every cache key: bump when a point's meaning changes
 FAMILIES = ("x264", "x265", "av1", "blend", "dnerv", "nerv")
@@ -253,67 +254,10 @@ class PointCache:
 
 def _write_atomic(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        if isinstance(text, bytes):
-            tmp.write_bytes(text)
-        else:
-            tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-# ---------------------------------------------------------------- environment
-
-
-def machine_description() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        memory = None
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_bytes": memory,
-        "gpu": gpu,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
-def library_versions() -> dict[str, Any]:
-    import av
-    import torch
-
-    versions: dict[str, Any] = {
-        "dnerv": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "av": av.__version__,
-        "ffmpeg": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
-        "numpy": np.__version__,
-    }
-    for name in ("pytorch_msssim", "constriction", "matplotlib"):
-        try:
-            from importlib.metadata import version
-
-            versions[name] = version(name.replace("_", "-"))
-        except Exception:
-            versions[name] = None
-    return versions
 
 
 # ---------------------------------------------------------------- the run

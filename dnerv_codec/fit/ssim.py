@@ -24,10 +24,8 @@ def ssim(pred: Tensor, target: Tensor, win_size: int = 11, data_range: float = 1
     sigma 1.5, valid filtering, mean over pixels then channels), equal to float rounding. Faster: the
     five local statistics are filtered as two stacked depthwise convolutions (the three that carry
     gradients to pred, then, without autograd, the two of the target alone) instead of ten separate
-    ones. Measured on a 2-core CPU, forward + backward: 64 -> 43 ms for 16 frames at 128x160,
-    133 -> 105 ms for 8 at 256x320; a whole fit step of the default preset 4-10% faster. The target
-    is made contiguous first: frames arrive channels-last from the frame cache, and mixing layouts
-    in the elementwise steps is slower.
+    ones (measured: docs/performance.md#ssim). The target is made contiguous first: frames arrive
+    channels-last from the frame cache, and mixing layouts in the elementwise steps is slower.
 
     Computed in float32 with autocast off: sigma^2 = E[x^2] - mu^2 cancels catastrophically in bf16.
     """

@@ -28,8 +28,8 @@ def takes_gradients(*tensors: Tensor) -> bool:
 
 class _Relayout(torch.autograd.Function):
     """x in another memory format, with the gradient handed back in x's own format (a plain
-    .contiguous(memory_format=...) passes the gradient through as it comes, and the next backward
-    kernel then reads mixed layouts, measured 2-5x slower for GELU's)."""
+    .contiguous(memory_format=...) passes it through as it comes, and the next backward kernel then
+    reads mixed layouts, much slower; measured: docs/performance.md#relayout)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, channels_last: bool) -> Tensor:
@@ -47,11 +47,9 @@ class NarrowConv2d(nn.Conv2d):
 
     In training on CPU, with fewer than 16 input channels, an NCHW input is run through oneDNN's
     NHWC kernels and returned as NCHW (gradients too): their backward is faster by more than the
-    layout copies cost. Everywhere else, inference included, it is a plain Conv2d. Measured on 2
-    cores, median of 10 interleaved runs, NCHW time / relayout time: training 16 frames at 128x160,
-    2-12 input channels 1.03-1.57, 16 0.87, 32 0.62 (8 frames at 256x320: 2-12 0.98-1.53, 16 0.92,
-    32 0.48); inference 8 frames, 2-32 input channels at 32x40 to 256x320, 0.51-0.84 (the copies
-    cost more than NHWC gains). Same parameters and state names as nn.Conv2d.
+    layout copies cost. Everywhere else, inference included, it is a plain Conv2d, where the copies
+    cost more than NHWC gains (measured: docs/performance.md#narrow-conv). Same parameters and state
+    names as nn.Conv2d.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -64,9 +62,8 @@ class NarrowConv2d(nn.Conv2d):
 class PointwiseConv2d(nn.Conv2d):
     """A 1x1 Conv2d that, on CPU in NCHW, runs as one batched matmul per frame.
 
-    oneDNN's NCHW 1x1 kernels are slow for few channels at high resolution; measured on 2 cores
-    at 128x160, 16 frames, 35 -> 8 channels: forward + backward 1.9x faster as baddbmm
-    (2.4x for 32 -> 8, 1.2x for 64 -> 64 at 64x80). Same parameters and state names as nn.Conv2d.
+    oneDNN's NCHW 1x1 kernels are slow for few channels at high resolution (measured:
+    docs/performance.md#pointwise-conv). Same parameters and state names as nn.Conv2d.
     """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -222,14 +219,8 @@ def use_gather_warp(flow: Tensor, kf: Tensor) -> bool:
 
     The gather pays a fixed cost per output pixel (8 indices and weights, and in the backward a
     sort of them) and wins where each pixel carries many channels, which grid_sample's NCHW kernel
-    reads one strided plane at a time, and where the maps are large. Measured on 2 cores, median
-    of 12 interleaved runs, ms forward + backward for 8 frames, grid_sample vs gather: 64 channels
-    at 64x80 104 vs 33, at 32x40 19 vs 9; 16 channels at 128x160 122 vs 100, at 64x80 20 vs 20
-    (16 frames: 40 vs 52); forward alone, 64 channels at 64x80 25-27 vs 5, 16 at 128x160 18 vs 8,
-    at 64x80 3.8 vs 2.4, 8 at 128x160 8-9 vs 9 and 3 at 128x160 6 vs 8. Whole fit steps, medians
-    of interleaved steps in two runs: reference 128x160 1.06x and 1.12x, default preset at 256x320
-    1.06x and 1.17x the speed with grid_sample; the default preset at 128x160 (16 channels, maps up
-    to 64x80) was 0.95x with the gather at every stage, hence the size bound in training.
+    reads one strided plane at a time, and where the maps are large; in training, 16 channels on
+    smaller maps lost (measured: docs/performance.md#warp).
     """
     if kf.device.type != "cpu":
         return False
@@ -289,9 +280,7 @@ class _WeightedGather(torch.autograd.Function):
     gradient computed as the same kind of gather, over the taps grouped by the table row they read.
 
     PyTorch's own backward adds the taps into the table gradient one by one after sorting them; the
-    gather form is one fused pass. Measured on 2 cores, 8 frames, the whole warp forward + backward
-    in ms, PyTorch's backward vs this one: 16 channels at 64x80 43 vs 24, at 128x160 179-184 vs
-    83-96; 64 channels at 64x80 48-49 vs 33.
+    gather form is one fused pass (measured: docs/performance.md#gather-backward).
     """
 
     @staticmethod
@@ -401,7 +390,7 @@ class GTMLP(nn.Module):
             return y.permute(2, 1, 3, 4, 0).reshape(n, h, w, c).permute(0, 3, 1, 2)
         # NCHW: the mix runs on the unshuffled channels (channel c of the shuffled frames is channels
         # c*s*s .. c*s*s + s*s - 1 here, so its map is repeated s*s times) and the shuffle happens in
-        # the copy back, one copy instead of two (measured 1.8x faster at 64x80 -> 128x160, 2 cores).
+        # the copy back, one copy instead of two (measured: docs/performance.md#gtmlp-shuffle).
         if s > 1:
             weight, bias = weight.repeat_interleave(s * s, 0), bias.repeat_interleave(s * s, 0)
         xc = x.reshape(b, t, cs2, h * w).permute(2, 1, 0, 3).reshape(cs2, t, -1)

@@ -3,12 +3,12 @@ larger than RAM can be decoded once and then read back frame by frame through a 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import InputError, OutputError
 
 
@@ -17,11 +17,9 @@ def write_frames(path: Path, frames: Iterable[np.ndarray], height: int, width: i
 
     Written to a temporary file and renamed, so an interrupted run never leaves a short cache.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     count = 0
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             for frame in frames:
                 if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
                     raise InputError(
@@ -29,11 +27,8 @@ def write_frames(path: Path, frames: Iterable[np.ndarray], height: int, width: i
                     )
                 f.write(np.ascontiguousarray(frame).data)
                 count += 1
-        os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write frame cache {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return count
 
 

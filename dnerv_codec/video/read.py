@@ -17,13 +17,13 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from av.video.reformatter import Colorspace, Interpolation, VideoReformatter
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from ..errors import ConfigError, InputError
+from .colour import UNSPECIFIED, default_matrix
 
 # Demuxers that open text files as pictures (ANSI art); FFmpeg picks them for .txt and the like.
 _TEXT_FORMATS = {"tty", "bin", "xbin", "idf", "adf"}
-_AVCOL_SPC_UNSPECIFIED = 2
 # Full-resolution chroma and exact rounding: without them 4:2:0 -> RGB loses ~0.5 dB.
 _QUALITY_FLAGS = Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
@@ -179,14 +179,9 @@ def find_videos(inputs: Sequence[Path]) -> tuple[list[VideoInfo], list[tuple[Pat
     return videos, skipped
 
 
-def default_matrix(height: int, width: int) -> Colorspace:
-    """The matrix assumed for an untagged YUV frame: BT.709 for HD, BT.601 for SD."""
-    return Colorspace.ITU709 if width > 1024 or height > 576 else Colorspace.ITU601
-
-
 def _to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter, height: int, width: int) -> np.ndarray:
     src_cs = None  # None: the frame's own tag
-    if frame.colorspace == _AVCOL_SPC_UNSPECIFIED:
+    if frame.colorspace == UNSPECIFIED:
         src_cs = default_matrix(frame.height, frame.width)  # swscale alone would assume BT.601
     shrink = height < frame.height and width < frame.width
     interp = (Interpolation.AREA if shrink else Interpolation.BICUBIC) | _QUALITY_FLAGS

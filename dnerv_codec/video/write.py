@@ -9,8 +9,6 @@ Every file is written under a temporary name in the same folder and renamed when
 from __future__ import annotations
 
 import math
-import os
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,10 +18,10 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 
+from ..atomic import atomic_path, write_atomic
 from ..errors import InputError, OutputError
-from .read import default_matrix, resize_frames
-
-_AVCOL_SPC_BT709 = 1  # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic: BT.709
+from .colour import default_matrix, tag_bt709
+from .read import resize_frames
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,6 @@ _SPECS = {
 }
 
 
-def _tmp_path(path: Path) -> Path:
-    """A unique hidden name next to `path`, so os.replace stays on one filesystem."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-
-
 def _sized(frames: Iterable[np.ndarray], size: tuple[int, int] | None) -> Iterator[np.ndarray]:
     """Check every frame is uint8 [H, W, 3] of one size; resize to `size` if given."""
     shape = None
@@ -64,13 +57,6 @@ def _sized(frames: Iterable[np.ndarray], size: tuple[int, int] | None) -> Iterat
         yield np.ascontiguousarray(frame)
 
 
-def _replace(tmp: Path, path: Path) -> None:
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def _prepare(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,10 +71,10 @@ def _add_stream(container, spec: _Spec, rate: Fraction, height: int, width: int)
     stream.height, stream.width, stream.pix_fmt = height, width, spec.pix_fmt
     stream.options = dict(spec.options)
     cc = stream.codec_context
-    if spec.pix_fmt != "bgr0":
-        cc.color_range = ColorRange.MPEG
     if spec.tagged:
-        cc.colorspace = cc.color_primaries = cc.color_trc = _AVCOL_SPC_BT709
+        tag_bt709(cc, ColorRange.MPEG)
+    elif spec.pix_fmt != "bgr0":
+        cc.color_range = ColorRange.MPEG
     return stream
 
 
@@ -123,10 +109,9 @@ def write_video(
         raise OutputError(f"{path}: frame rate must be positive, got {fps}")
     rate = Fraction(fps).limit_denominator(1001 * 1000)  # 29.97002997 -> 30000/1001
     _prepare(path)
-    tmp = _tmp_path(path)
     count = 0
     try:
-        with av.open(str(tmp), mode="w", format=spec.format) as container:
+        with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=spec.format) as container:
             stream = None
             reformatter = VideoReformatter()
             for frame in _sized(frames, size):
@@ -139,11 +124,8 @@ def write_video(
             if stream is None:
                 raise OutputError(f"{path}: no frames to write")
             container.mux(stream.encode(None))  # flush the encoder's delayed frames
-        _replace(tmp, path)
     except (av.FFmpegError, OSError) as exc:
         raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return count
 
 
@@ -162,13 +144,9 @@ def write_png_folder(folder: Path, frames: Iterable[np.ndarray], size: tuple[int
         vf.pts = count
         data = b"".join(bytes(p) for p in codec.encode(vf))
         path = folder / f"frame_{count:06d}.png"
-        tmp = _tmp_path(path)
         try:
-            tmp.write_bytes(data)
-            _replace(tmp, path)
+            write_atomic(path, data)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
         count += 1
     return count

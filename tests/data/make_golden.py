@@ -1,6 +1,7 @@
 """Make the golden archives that tests/test_golden.py re-encodes and compares byte for byte.
 
-    .venv/bin/python tests/data/make_golden.py      # writes tests/data/golden/*
+    .venv/bin/python tests/data/make_golden.py                    # writes tests/data/golden/*
+    .venv/bin/python tests/data/make_golden.py --case plain OUT   # one case into OUT (the test)
 
 The input is committed (golden/input-16f.mkv: the first 16 frames of samples/shepard1906.mp4,
 CC0, stored losslessly), so the test does not depend on any cutting code. Each case encodes it
@@ -84,6 +85,9 @@ def cut_input() -> None:
 
 def main() -> int:
     torch.set_num_threads(1)
+    if sys.argv[1:2] == ["--case"]:
+        encode_case(sys.argv[2], Path(sys.argv[3]))
+        return 0
     GOLDEN.mkdir(exist_ok=True)
     if not INPUT.exists():
         cut_input()
