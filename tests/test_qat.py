@@ -9,9 +9,8 @@ from conftest import make_video, moving_frames
 from conftest import random_clip_data as _data
 
 import dnerv_codec as dn
-from dnerv_codec.compress.fakequant import fake_quantize, quantized_values
 from dnerv_codec.compress.prune import apply_masks, magnitude_masks, prunable
-from dnerv_codec.compress.quantize import dequantize_tensor, quantize_tensor
+from dnerv_codec.compress.quantize import dequantize_tensor, fake_quantize, quantize_tensor, quantized_values
 from dnerv_codec.compress.weights import blob_report, class_table, pack_state, tensor_class, unpack_state
 from dnerv_codec.config import PRESETS, FitConfig, QuantConfig, from_dict, to_dict
 from dnerv_codec.errors import ConfigError

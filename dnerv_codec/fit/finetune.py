@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from ..compress.entropy import CodingReport
-from ..compress.fakequant import quantized_parts, quantized_values
 from ..compress.prune import apply_masks, magnitude_masks, prunable, sparsity_of
+from ..compress.quantize import quantized_parts, quantized_values
 from ..compress.weights import pack_state
 from ..config import QuantConfig
 from .trainer import Trainer, learning_rate, to_model_inputs
