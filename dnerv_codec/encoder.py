@@ -25,6 +25,7 @@ from . import __version__
 from .archive.format import SECTION_NAMES, ArchiveHeader
 from .archive.write import write_archive
 from .clips import Layout, VideoEntry
+from .compress.stage import compress_weights, fit_share, stage_active
 from .compress.weights import pack_state
 from .config import FitConfig, KeyframeConfig, ModelConfig, Preset, QuantConfig, get_preset, to_dict
 from .decode import Archive
@@ -33,7 +34,6 @@ from .fit import distributed
 from .fit.checkpoint import Checkpoint
 from .fit.data import ClipData
 from .fit.distributed import Dist
-from .fit.finetune import compress_weights, fit_share, stage_active
 from .fit.trainer import Trainer
 from .keyframes import decode_keyframe_run, encode_keyframes, keyframe_groups
 from .metrics import QualityMeter

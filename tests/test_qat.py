@@ -11,10 +11,10 @@ from conftest import random_clip_data as _data
 import dnerv_codec as dn
 from dnerv_codec.compress.prune import apply_masks, magnitude_masks, prunable
 from dnerv_codec.compress.quantize import dequantize_tensor, fake_quantize, quantize_tensor, quantized_values
+from dnerv_codec.compress.stage import compress_weights, fit_share
 from dnerv_codec.compress.weights import blob_report, class_table, pack_state, unpack_state
 from dnerv_codec.config import PRESETS, FitConfig, QuantConfig, from_dict, to_dict
 from dnerv_codec.errors import ConfigError
-from dnerv_codec.fit.finetune import compress_weights, fit_share
 from dnerv_codec.fit.trainer import Trainer, to_model_inputs
 from dnerv_codec.info import depth_label, describe
 from dnerv_codec.model.dnerv import DNeRV
