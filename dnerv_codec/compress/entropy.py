@@ -24,7 +24,7 @@ Byte layout (little-endian; varint = unsigned LEB128; zigzag maps 0, -1, 1, -2 .
 
     u8      blob version (2; version 1 is read too: the same layout without model 5)
     u32     crc32 of the tensor list: per tensor varint bits, varint ndim, varint dims
-    per tensor, a header:
+    per tensor, a header (as data: TENSOR_HEADER below, then the model's EntropyModel.fields):
       u8    model (bits 0-2) | scale mode (bits 3-4: 0 bf16, 1 f32, 2 coded) | explicit zp (bit 5)
       scales   bf16: channels x u16 (the float32's high half); f32: channels x f32;
                coded: u16 umin, varint (umax - umin), and if that is > 0: varint (center - umin), u8 code
@@ -61,16 +61,14 @@ from .fields import Field, Reader, Values, corrupt, int_array_fields, read_field
 from .quantize import QuantizedTensor, _per_channel, check_bits, num_channels
 from .residual_models import (
     EMPTY,
-    MODEL_NAMES,
     MODELS,
     EntropyModel,
     Residuals,
     Stream,
     decode_int_array,
     plan_int_array,
+    top_of,
 )
-
-__all__ = ["MODEL_NAMES", "CodingReport", "TensorCodingReport", "decode_tensors", "encode_tensors"]
 
 BLOB_VERSION = 2
 READ_VERSIONS = (1, 2)
@@ -89,10 +87,6 @@ def _explicit_zp(wide: bool):
     return lambda v: v["explicit"] and (v["bits"] > 8) == wide
 
 
-def _top(v: Values) -> int:
-    return v["top"]
-
-
 # The tensor header after its flags byte, as data (the layout in the module docstring); the
 # residual model's own fields follow (EntropyModel.fields). The values hold the flags and the
 # tensor's channels, bits and top = 2**bits - 1 as context.
@@ -101,8 +95,8 @@ TENSOR_HEADER: tuple[Field, ...] = (
     Field("scale_hi", "<u2", count=_channels, when=_scale_is(SCALE_BF16)),
     Field("scale_f32", "<f4", count=_channels, when=_scale_is(SCALE_F32)),
     *SCALE_CODED_FIELDS,
-    Field("zero_points", "u1", limit=_top, count=_channels, when=_explicit_zp(wide=False)),
-    Field("zero_points", "<u2", limit=_top, count=_channels, when=_explicit_zp(wide=True)),
+    Field("zero_points", "u1", limit=top_of, count=_channels, when=_explicit_zp(wide=False)),
+    Field("zero_points", "<u2", limit=top_of, count=_channels, when=_explicit_zp(wide=True)),
 )
 
 
@@ -231,8 +225,7 @@ def _plan(q: QuantizedTensor, force: int | None = None) -> _Plan:
     values |= {"scale_mode": scale_mode, "explicit": explicit, "zero_points": zp}
     flags = bytes([model.id | scale_mode << 3 | explicit << 5])
     header = flags + write_fields(TENSOR_HEADER + model.fields, values)
-    entropy = res.entropy_bits() if res.spread() else 0.0
-    return _Plan(header, model, scale_streams + model.streams(fit, res), entropy)
+    return _Plan(header, model, scale_streams + model.streams(fit, res), res.entropy_bits())
 
 
 def encode_tensors_with_report(

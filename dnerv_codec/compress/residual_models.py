@@ -116,13 +116,14 @@ class EntropyModel(ABC):
         """The residuals, int64 [channels * per], in channel order."""
 
 
-def _top(v: Values) -> int:
+def top_of(v: Values) -> int:
+    """The largest level L = 2**bits - 1 of the tensor the header values belong to."""
     return v["top"]
 
 
 # the used residual range rmin..rmax (models 3, 4, 5): at least two values, within -L..L
 RANGE_FIELDS = (
-    Field("lo", "zigzag", limit=_top),
+    Field("lo", "zigzag", limit=top_of),
     Field("span", "varint", limit=lambda v: v["top"] - v["lo"], least=1),
 )
 
@@ -251,8 +252,8 @@ MODELS: dict[int, EntropyModel] = {
     m.id: m
     for m in (
         Empty(EMPTY, "empty"),
-        Constant(CONSTANT, "constant", (Field("lo", "zigzag", limit=_top),)),
-        Laplace(LAPLACE, "laplace", (Field("center", "zigzag", limit=_top), Field("code", "u1"))),
+        Constant(CONSTANT, "constant", (Field("lo", "zigzag", limit=top_of),)),
+        Laplace(LAPLACE, "laplace", (Field("center", "zigzag", limit=top_of), Field("code", "u1"))),
         LaplaceRange(
             LAPLACE_RANGE,
             "laplace-range",
