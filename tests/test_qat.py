@@ -1,6 +1,7 @@
 """The weight-compression stage: pruning, per-tensor bit depths, quantization-aware fine-tuning."""
 
 import dataclasses
+import signal
 
 import pytest
 import torch
@@ -169,3 +170,24 @@ def test_encode_with_the_stage_keeps_exact_zeros(tmp_path, monkeypatch):
 
 def test_depth_label_names_a_mix_by_its_range():
     assert depth_label([8]) == "8-bit" and depth_label([4, 5, 6, 8]) == "4-8 bit"
+
+
+def test_ctrl_c_in_the_fine_tune_stops_at_a_step_boundary(monkeypatch):
+    """The fine-tune runs on Trainer.run: a first Ctrl-C lets the step under way finish, then
+    raises KeyboardInterrupt, and the quantizer hooks are gone."""
+    trainer = _trainer()
+    trainer.budget_share = fit_share(QuantConfig(finetune_frac=0.5))
+    trainer.run()
+    assert trainer.step == 6
+    real = Trainer.train_step
+
+    def train_step(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        if self.step == 7:  # the fine-tune's second step, before the trainer counts it
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    with pytest.raises(KeyboardInterrupt):
+        compress_weights(trainer, QuantConfig(bits=8, finetune_frac=0.5))
+    assert trainer.step == 8 and trainer.hooks is None
