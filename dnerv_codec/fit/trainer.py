@@ -1,7 +1,9 @@
 """The fitting loop: AdamW, linear warm-up then cosine decay, batches of clips, checkpoints.
 
 The learning-rate schedule is a function of progress in [0, 1]: steps done / steps planned, or
-elapsed / time limit when a time limit is set, so a time-limited fit still anneals to zero.
+elapsed / time limit when a time limit is set, so a time-limited fit still anneals to zero. One
+run() follows one Schedule: the fit's own by default, or another's, such as the compression
+fine-tune's (dnerv_codec/compress/qat.py) with its step hooks.
 """
 
 from __future__ import annotations
