@@ -142,7 +142,7 @@ def dequantize_tensor(q: QuantizedTensor) -> torch.Tensor:
     sym = torch.from_numpy(np.asarray(q.symbols, dtype=np.int64).reshape(q.channels, _per_channel(q.shape)))
     zp = torch.from_numpy(np.asarray(q.zero_point, dtype=np.int64))
     scale = torch.from_numpy(np.asarray(q.scale, dtype=np.float32))
-    return _dequantize(sym - zp[:, None], scale, q.shape).contiguous()
+    return _dequantize(sym - zp[:, None], scale, q.shape)
 
 
 # ---- the same quantizer on the training device, for the fine-tune and the bit-depth choice ----
