@@ -202,7 +202,7 @@ def info(
     clips: Annotated[bool, typer.Option("--clips", help="List every clip.")] = False,
 ) -> None:
     """What is inside an archive and where the bytes went."""
-    from .info import describe
+    from .info import depth_label, describe
 
     doc = _run(lambda: describe(archive))
     if as_json:
@@ -220,7 +220,7 @@ def info(
     console.print(
         f"{len(doc['videos'])} videos, {len(doc['clips'])} clips, {doc['frames']} frames at "
         f"{doc['height']}x{doc['width']}; {doc['model']['kind']} network of {doc['params']:,} parameters "
-        f"({doc['weight_bits']}-bit), {keyframes}"
+        f"({depth_label(doc['weight_depths'])}), {keyframes}"
     )
     console.print(_videos_table(doc["videos"]))
     if clips:

@@ -241,7 +241,7 @@ class FitConfig:
 @dataclass(frozen=True)
 class QuantConfig:
     """Weight compression after the fit: pruning, quantization-aware fine-tuning, per-tensor bit
-    depths (dnerv_codec/fit/finetune.py); then per output channel, 2**bits - 1 intervals.
+    depths (dnerv_codec/compress/stage.py); then per output channel, 2**bits - 1 intervals.
 
     Decode reads `bits` and `tensor_bits` only; the other fields record how the encoder got there.
     Archives written before these fields existed load with the defaults (all tensors at `bits`)."""

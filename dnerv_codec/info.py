@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .archive.format import SECTION_NAMES
+import torch
+
+from .archive.format import SECTION_NAMES, ArchiveHeader
 from .archive.read import ArchiveReader
-from .model.build import count_parameters
+from .compress.weights import blob_report, class_table
+from .model.base import FrameModel
+from .model.build import build_model, count_parameters
 
 
 def describe(path: str | Path) -> dict:
@@ -46,6 +50,7 @@ def describe(path: str | Path) -> dict:
         "keyframe_quality": header.keyframes.quality,
         "keyframe_gop": header.keyframes.gop,
         "weight_bits": header.quant.bits,
+        "weight_depths": weight_depths(header),
         "params": count_parameters(header.model, header.height, header.width),
         "model": {
             "kind": header.model.kind,
@@ -58,17 +63,28 @@ def describe(path: str | Path) -> dict:
     }
 
 
+def _shape_only_model(header: ArchiveHeader) -> FrameModel:
+    with torch.device("meta"):  # names, shapes and classes only: no memory, no initialisation
+        return build_model(header.model, header.height, header.width)
+
+
+def weight_depths(header: ArchiveHeader) -> list[int]:
+    """The distinct bit depths of the learned tensors, lowest first."""
+    count = sum(1 for _ in _shape_only_model(header).parameters())
+    return sorted(set(header.quant.bits_of(count)))
+
+
+def depth_label(depths: list[int]) -> str:
+    """'8-bit' for one depth, '4-8 bit' for a mix."""
+    return f"{depths[0]}-bit" if len(depths) == 1 else f"{depths[0]}-{depths[-1]} bit"
+
+
 def weight_classes(reader: ArchiveReader) -> list[dict]:
-    """The weights section per tensor class (compress.weights.class_table), measured by decoding it:
-    class, tensors, params, bytes (payload + side), payload, entropy, side, bits_per_param."""
-    import torch
-
-    from .compress.weights import blob_report, class_table
-    from .model.build import build_model
-
+    """The weights section per tensor class (compress.weights.class_table over the model's
+    tensor_groups()), measured by decoding it: class, tensors, params, bytes (payload + side),
+    payload, entropy, side, bits_per_param."""
     header = reader.header
-    with torch.device("meta"):
-        model = build_model(header.model, header.height, header.width)
+    model = _shape_only_model(header)
     shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
     report = blob_report(reader.weights_blob(), shapes, header.quant.bits_of(len(shapes)))
-    return class_table(report)
+    return class_table(report, model.tensor_groups())

@@ -6,16 +6,18 @@ import torch
 
 from dnerv_codec.compress import entropy_models as em
 from dnerv_codec.compress.entropy import (
-    HISTOGRAM,
-    LAPLACE,
-    LAPLACE_CHANNEL,
-    LAPLACE_RANGE,
-    MODEL_NAMES,
     decode_tensors,
     decode_tensors_with_report,
     encode_tensors_with_report,
 )
 from dnerv_codec.compress.quantize import quantize_tensor
+from dnerv_codec.compress.residual_models import (
+    HISTOGRAM,
+    LAPLACE,
+    LAPLACE_CHANNEL,
+    LAPLACE_RANGE,
+    MODEL_NAMES,
+)
 from dnerv_codec.errors import ArchiveError
 
 

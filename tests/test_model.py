@@ -354,3 +354,35 @@ def test_weighted_gather_gradients_equal_embedding_bags():
     torch.testing.assert_close(_WeightedGather.apply(index, table, weight), out)
     for got, want in zip(ours, torch.autograd.grad(out, (table, weight), grad), strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["dnerv", "nerv"])
+def test_the_model_names_the_class_of_every_tensor(kind):
+    """tensor_groups() puts every learned tensor in one class, every bias in 'biases' and none in
+    'other': the per-class byte table of `dnerv info` asks the model, not the tensor names."""
+    from dnerv_codec.model.build import build_model
+
+    model = build_model(dataclasses.replace(SMALL, kind=kind), 16, 24)
+    groups = model.tensor_groups()
+    names = [n for n, _ in model.named_parameters()]
+    assert sorted(n for members in groups.values() for n in members) == sorted(names)
+    assert groups["biases"] == [n for n in names if n.endswith(".bias")]
+    assert "other" not in groups and list(groups)[0] == "biases"
+    expect = {
+        "dnerv": {
+            "encoder.stem.0.weight": "content encoder",
+            "stem.2.weight": "stem MLP",
+            "stages.1.flow.head.2.weight": "flow heads",
+            "out_flow.head.0.weight": "flow heads",
+            "stages.0.saf.conv.weight": "fusion (SAF)",
+            "stages.2.block.conv.weight": "decoder convs",
+            "stages.0.gtmlp.weight": "GTMLP",
+            "head.2.weight": "RGB head",
+        },
+        "nerv": {
+            "stem.0.weight": "stem MLP",
+            "blocks.1.conv.weight": "decoder convs",
+            "head.0.weight": "RGB head",
+        },
+    }[kind]
+    assert {name: label for label, members in groups.items() for name in members if name in expect} == expect

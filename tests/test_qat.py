@@ -1,6 +1,7 @@
 """The weight-compression stage: pruning, per-tensor bit depths, quantization-aware fine-tuning."""
 
 import dataclasses
+import signal
 
 import pytest
 import torch
@@ -9,14 +10,14 @@ from conftest import make_video, moving_frames
 from conftest import random_clip_data as _data
 
 import dnerv_codec as dn
-from dnerv_codec.compress.fakequant import fake_quantize, quantized_values
 from dnerv_codec.compress.prune import apply_masks, magnitude_masks, prunable
-from dnerv_codec.compress.quantize import dequantize_tensor, quantize_tensor
-from dnerv_codec.compress.weights import blob_report, class_table, pack_state, tensor_class, unpack_state
+from dnerv_codec.compress.quantize import dequantize_tensor, fake_quantize, quantize_tensor, quantized_values
+from dnerv_codec.compress.stage import compress_weights, fit_share
+from dnerv_codec.compress.weights import blob_report, class_table, pack_state, unpack_state
 from dnerv_codec.config import PRESETS, FitConfig, QuantConfig, from_dict, to_dict
 from dnerv_codec.errors import ConfigError
-from dnerv_codec.fit.finetune import compress_weights, fit_share
 from dnerv_codec.fit.trainer import Trainer, to_model_inputs
+from dnerv_codec.info import depth_label, describe
 from dnerv_codec.model.dnerv import DNeRV
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -126,7 +127,8 @@ def test_class_table_sums_to_the_blob():
     model = DNeRV(CFG, 16, 24)
     state = model.learned_state()
     blob, report = pack_state(state, 8)
-    classes = {tensor_class(n) for n in state}
+    groups = model.tensor_groups()
+    classes = set(groups)
     assert {
         "biases",
         "content encoder",
@@ -137,13 +139,13 @@ def test_class_table_sums_to_the_blob():
         "RGB head",
     } <= classes
     assert "other" not in classes
-    rows = class_table(blob_report(blob, {k: tuple(v.shape) for k, v in state.items()}, 8))
+    rows = class_table(blob_report(blob, {k: tuple(v.shape) for k, v in state.items()}, 8), groups)
     assert rows[-1]["class"] == "total" and rows[-1]["bytes"] == len(blob)
     assert rows[-1]["params"] == sum(v.numel() for v in state.values())
     parts = sum(r["payload"] + r["side"] for r in rows[:-1])
     assert parts <= len(blob) <= parts + 16  # the rest: version, crc, word count, ANS flush
     # measured while decoding == measured while encoding
-    enc = class_table(report)
+    enc = class_table(report, groups)
     assert [r["bytes"] for r in enc] == [r["bytes"] for r in rows]
 
 
@@ -162,3 +164,30 @@ def test_encode_with_the_stage_keeps_exact_zeros(tmp_path, monkeypatch):
     zeros = sum(int((w == 0).sum()) for w in pruned)
     assert zeros >= 0.6 * sum(w.numel() for w in pruned)
     assert archive.decode_clip(0).shape[1:] == (32, 64, 3)
+    depths = sorted(set(header.bits_of(len(weights))))
+    assert describe(out)["weight_depths"] == depths
+
+
+def test_depth_label_names_a_mix_by_its_range():
+    assert depth_label([8]) == "8-bit" and depth_label([4, 5, 6, 8]) == "4-8 bit"
+
+
+def test_ctrl_c_in_the_fine_tune_stops_at_a_step_boundary(monkeypatch):
+    """The fine-tune runs on Trainer.run: a first Ctrl-C lets the step under way finish, then
+    raises KeyboardInterrupt, and the quantizer hooks are gone."""
+    trainer = _trainer()
+    trainer.budget_share = fit_share(QuantConfig(finetune_frac=0.5))
+    trainer.run()
+    assert trainer.step == 6
+    real = Trainer.train_step
+
+    def train_step(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        if self.step == 7:  # the fine-tune's second step, before the trainer counts it
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    with pytest.raises(KeyboardInterrupt):
+        compress_weights(trainer, QuantConfig(bits=8, finetune_frac=0.5))
+    assert trainer.step == 8 and trainer.hooks is None

@@ -7,7 +7,7 @@ from conftest import random_clip_data as _data
 
 from dnerv_codec.config import FitConfig
 from dnerv_codec.fit.data import epoch_order
-from dnerv_codec.fit.trainer import Trainer, frame_losses, learning_rate
+from dnerv_codec.fit.trainer import Schedule, Trainer, frame_losses, learning_rate
 from dnerv_codec.model.dnerv import DNeRV
 
 
@@ -126,3 +126,37 @@ def test_run_with_batches_read_ahead_follows_the_plain_step_loop():
     for a, b in zip(ahead.net.parameters(), plain.net.parameters(), strict=True):
         assert torch.equal(a, b)
     assert reports and reports[-1].step == ahead.step  # the last step is always reported
+
+
+def test_a_run_follows_its_schedule_and_hooks():
+    """A second run with its own Schedule (the compression fine-tune's) takes exactly its steps
+    from where the trainer stands, at the schedule's learning rates, with the hooks around every
+    step, and leaves no hooks behind."""
+    trainer = Trainer(
+        DNeRV(CFG, 16, 24), _data(), FitConfig(epochs=1, batch_size=2, lr=1e-2), torch.device("cpu")
+    )
+    trainer.run()
+    assert trainer.step == 3
+    calls, rates = [], []
+
+    class Hooks:
+        def before_forward(self):
+            calls.append("forward")
+            rates.append(trainer.optimizer.param_groups[0]["lr"])
+
+        def before_step(self):
+            calls.append("step")
+
+        def after_step(self):
+            calls.append("after")
+
+    curve = FitConfig(epochs=1, lr=0.5, warmup_frac=0.0)
+    schedule = Schedule(curve, steps=4, seconds=None, first_step=trainer.step)
+    reports = []
+    trainer.run(reports.append, schedule=schedule, hooks=Hooks())
+    assert trainer.step == 3 + 4 and trainer.hooks is None
+    assert calls == ["forward", "step", "after"] * 4
+    assert rates == [learning_rate(curve, k / 4) for k in range(4)]
+    assert reports[-1].fraction == 1.0
+    assert schedule.progress(5, 0.0) == 0.5
+    assert Schedule(curve, steps=None, seconds=10.0).progress(0, 6.0) == 0.6

@@ -2,7 +2,8 @@
 
 Each tensor codes its residuals r = symbol - zero_point[channel] (= round(w / scale): small and
 peaked at 0) with one i.i.d. model, picked per tensor by estimated size including its parameters
-(the integer models are defined in entropy_models.py):
+(one class each in residual_models.py, registered by id; their integer probability models are in
+entropy_models.py):
 
     0 empty      no elements
     1 constant   every residual equal; no payload
@@ -23,7 +24,7 @@ Byte layout (little-endian; varint = unsigned LEB128; zigzag maps 0, -1, 1, -2 .
 
     u8      blob version (2; version 1 is read too: the same layout without model 5)
     u32     crc32 of the tensor list: per tensor varint bits, varint ndim, varint dims
-    per tensor, a header:
+    per tensor, a header (as data: TENSOR_HEADER below, then the model's EntropyModel.fields):
       u8    model (bits 0-2) | scale mode (bits 3-4: 0 bf16, 1 f32, 2 coded) | explicit zp (bit 5)
       scales   bf16: channels x u16 (the float32's high half); f32: channels x f32;
                coded: u16 umin, varint (umax - umin), and if that is > 0: varint (center - umin), u8 code
@@ -56,15 +57,47 @@ import constriction
 import numpy as np
 
 from ..errors import ArchiveError
-from . import entropy_models as em
+from .fields import Field, Reader, Values, corrupt, int_array_fields, read_fields, uvarint, write_fields
 from .quantize import QuantizedTensor, _per_channel, check_bits, num_channels
+from .residual_models import (
+    EMPTY,
+    MODELS,
+    EntropyModel,
+    Residuals,
+    Stream,
+    decode_int_array,
+    plan_int_array,
+    top_of,
+)
 
 BLOB_VERSION = 2
 READ_VERSIONS = (1, 2)
-EMPTY, CONSTANT, LAPLACE, LAPLACE_RANGE, HISTOGRAM, LAPLACE_CHANNEL = range(6)
-MODEL_NAMES = ("empty", "constant", "laplace", "laplace-range", "histogram", "laplace-channel")
 SCALE_BF16, SCALE_F32, SCALE_CODED = range(3)
-MAX_HIST_BINS = 1024  # the encoder's DP is O(bins * 64**2); wider ranges use Laplace models
+
+
+def _channels(v: Values) -> int:
+    return v["channels"]
+
+
+def _scale_is(mode: int):
+    return lambda v: v["scale_mode"] == mode
+
+
+def _explicit_zp(wide: bool):
+    return lambda v: v["explicit"] and (v["bits"] > 8) == wide
+
+
+# The tensor header after its flags byte, as data (the layout in the module docstring); the
+# residual model's own fields follow (EntropyModel.fields). The values hold the flags and the
+# tensor's channels, bits and top = 2**bits - 1 as context.
+SCALE_CODED_FIELDS = int_array_fields("scale", "<u2", limit=lambda v: 0xFFFF, when=_scale_is(SCALE_CODED))
+TENSOR_HEADER: tuple[Field, ...] = (
+    Field("scale_hi", "<u2", count=_channels, when=_scale_is(SCALE_BF16)),
+    Field("scale_f32", "<f4", count=_channels, when=_scale_is(SCALE_F32)),
+    *SCALE_CODED_FIELDS,
+    Field("zero_points", "u1", limit=top_of, count=_channels, when=_explicit_zp(wide=False)),
+    Field("zero_points", "<u2", limit=top_of, count=_channels, when=_explicit_zp(wide=True)),
+)
 
 
 @dataclass
@@ -109,20 +142,16 @@ class CodingReport:
         return self.total_bytes - self.payload_bytes - self.side_bytes
 
 
-def _categorical(weights: np.ndarray):
-    # explicit perfect=False on both sides: the default changed between constriction versions
-    return constriction.stream.model.Categorical(weights, perfect=False)
-
-
-_DELTA_MODEL = _categorical(em.DELTA_WEIGHTS)
-
-
 def _tensor_list_crc(shapes: list[tuple[int, ...]], bits: list[int]) -> int:
     """crc32 of the tensor list a blob was coded for: per tensor varint bits, ndim, dims."""
     desc = bytearray()
     for shape, b in zip(shapes, bits, strict=True):
-        desc += _uvarint(b) + _uvarint(len(shape)) + b"".join(_uvarint(int(d)) for d in shape)
+        desc += uvarint(b) + uvarint(len(shape)) + b"".join(uvarint(int(d)) for d in shape)
     return zlib.crc32(desc)
+
+
+def _context(shape: tuple[int, ...], bits: int) -> Values:
+    return {"channels": num_channels(shape), "bits": bits, "top": (1 << bits) - 1}
 
 
 # ---- encoder ----------------------------------------------------------------------------------
@@ -130,11 +159,11 @@ def _tensor_list_crc(shapes: list[tuple[int, ...]], bits: list[int]) -> int:
 
 @dataclass
 class _Plan:
-    """The encoder's decisions for one tensor; streams are (is_side, symbols, model) in decode order."""
+    """The encoder's decisions for one tensor; streams in decode order."""
 
     header: bytes
-    model: int
-    streams: list[tuple[bool, np.ndarray, object]]
+    model: EntropyModel
+    streams: list[Stream]
     entropy_bits: float
 
 
@@ -160,109 +189,43 @@ def _implied_zero_point(r: np.ndarray) -> np.ndarray:
     return np.maximum(0, -r.min(axis=1))
 
 
-def _plan_scales(scale: np.ndarray) -> tuple[int, bytes, list]:
-    """(scale mode, header bytes, ANS streams) for the per-channel scales."""
+def _plan_scales(scale: np.ndarray) -> tuple[int, Values, list[Stream]]:
+    """(scale mode, header values, ANS streams) for the per-channel scales."""
     u = scale.view(np.uint32)
     if (u & 0xFFFF).any():
-        return SCALE_F32, scale.astype("<f4").tobytes(), []
+        return SCALE_F32, {"scale_f32": scale}, []
     hi = (u >> 16).astype(np.int64)
-    raw = (SCALE_BF16, hi.astype("<u2").tobytes(), [])
+    raw = (SCALE_BF16, {"scale_hi": hi}, [])
     if hi.size < 4:  # coding cannot beat 2 bytes per channel
         return raw
-    umin, span = int(hi.min()), int(hi.max() - hi.min())
-    params = umin.to_bytes(2, "little") + _uvarint(span)
-    if span == 0:
-        return SCALE_CODED, params, []
-    bits, center, code = em.fit_laplace(np.bincount(hi - umin).astype(np.float64), 0, span + 1)
-    params += _uvarint(center) + bytes([code])
-    if len(params) + bits / 8 >= len(raw[1]):
+    values, streams, bits = plan_int_array("scale", hi)
+    values["scale_mode"] = SCALE_CODED
+    if streams and len(write_fields(SCALE_CODED_FIELDS, values)) + bits / 8 >= 2 * hi.size:
         return raw
-    model = _categorical(em.laplace_weights(center, code, span + 1))
-    return SCALE_CODED, params, [(True, (hi - umin).astype(np.int32), model)]
+    return SCALE_CODED, values, streams
 
 
-def _plan_ints(values: np.ndarray) -> tuple[bytes, list, float]:
-    """(header bytes, ANS streams, estimated ANS bits) for small non-negative integers: varint vmin,
-    varint span, and when span > 0 a Laplace (center, code) over vmin..vmax in the stream."""
-    vmin, span = int(values.min()), int(values.max() - values.min())
-    params = _uvarint(vmin) + _uvarint(span)
-    if span == 0:
-        return params, [], 0.0
-    bits, center, code = em.fit_laplace(np.bincount(values - vmin).astype(np.float64), 0, span + 1)
-    model = _categorical(em.laplace_weights(center, code, span + 1))
-    return params + _uvarint(center) + bytes([code]), [(True, (values - vmin).astype(np.int32), model)], bits
-
-
-def _plan_per_channel(r2: np.ndarray, rmin: int, bins: int) -> tuple[float, bytes, list]:
-    """(estimated bits incl. coded parameters, parameter bytes, streams) of one Laplace per channel
-    over rmin..rmax; the first streams code the centers and codes, then one stream per channel."""
-    offsets = (r2 - rmin) + bins * np.arange(len(r2))[:, None]
-    hist = np.bincount(offsets.reshape(-1), minlength=bins * len(r2)).reshape(len(r2), bins)
-    row_bits, centers, codes = em.fit_laplace_rows(hist.astype(np.float64))
-    bits = float(row_bits.sum())
-    params = _zigzag(rmin) + _uvarint(bins - 1)
-    streams = []
-    for values in (centers, codes):
-        head, sub, b = _plan_ints(values)
-        params, streams, bits = params + head, streams + sub, bits + b
-    for row, center, code in zip(r2, centers, codes, strict=True):
-        model = _categorical(em.laplace_weights(int(center), int(code), bins))
-        streams.append((False, (row - rmin).astype(np.int32), model))
-    return bits, params, streams
-
-
-def _plan_residuals(r2: np.ndarray, top: int, force: int | None = None) -> tuple[int, bytes, list, float]:
-    """(model, parameter bytes, ANS streams, empirical entropy bits) for residuals r2 [channels, per]:
-    the model of fewest estimated bits including its parameters (or model `force` where it applies)."""
-    r = r2.reshape(-1)
-    if r.size == 0:
-        return EMPTY, b"", [], 0.0
-    rmin, rmax = int(r.min()), int(r.max())
-    if rmin == rmax:
-        return CONSTANT, _zigzag(rmin), [], 0.0
-    hist = np.bincount(r - rmin).astype(np.float64)
-    used = hist[hist > 0]
-    entropy = float(-(used * np.log2(used / r.size)).sum())
-    bins = rmax - rmin + 1
-    options = []
-    bits, center, code = em.fit_laplace(hist, rmin + top, 2 * top + 1)
-    options.append((bits, LAPLACE, _zigzag(center - top) + bytes([code]), (center, code)))
-    bits, center, code = em.fit_laplace(hist, 0, bins)
-    params = _zigzag(rmin) + _uvarint(bins - 1) + _uvarint(center) + bytes([code])
-    options.append((bits, LAPLACE_RANGE, params, (center, code)))
-    if bins <= min(MAX_HIST_BINS, r.size) or force == HISTOGRAM:  # a sparse one cannot pay for its levels
-        bits, levels = em.fit_histogram(hist)
-        options.append((bits, HISTOGRAM, _zigzag(rmin) + _uvarint(bins - 1), levels))
-    if len(r2) > 1 and (bins <= MAX_HIST_BINS or force == LAPLACE_CHANNEL):  # 2 parameters per channel
-        bits, params, streams = _plan_per_channel(r2, rmin, bins)
-        options.append((bits, LAPLACE_CHANNEL, params, streams))
-    forced = [o for o in options if o[1] == force]
-    _, model, params, extra = min(forced or options, key=lambda o: o[0] + 8 * len(o[2]))
-    if model == LAPLACE_CHANNEL:
-        streams = extra
-    elif model == LAPLACE:
-        streams = [(False, (r + top).astype(np.int32), _categorical(em.laplace_weights(*extra, 2 * top + 1)))]
-    elif model == LAPLACE_RANGE:
-        streams = [(False, (r - rmin).astype(np.int32), _categorical(em.laplace_weights(*extra, bins)))]
-    else:
-        deltas = np.diff(extra, prepend=0) + em.DELTA_CENTER
-        streams = [
-            (True, deltas.astype(np.int32), _DELTA_MODEL),
-            (False, (r - rmin).astype(np.int32), _categorical(em.HIST_WEIGHTS[extra])),
-        ]
-    return model, params, streams, entropy
+def _choose_model(res: Residuals, force: int | None) -> tuple[EntropyModel, object]:
+    """The model of fewest estimated bits including its header bytes (or model `force` where it
+    applies), with its fit."""
+    fits = [(m, f) for m in MODELS.values() if (f := m.fit(res, m.id == force)) is not None]
+    forced = [(m, f) for m, f in fits if m.id == force]
+    return min(forced or fits, key=lambda mf: mf[1].bits + 8 * len(write_fields(mf[0].fields, mf[1].values)))
 
 
 def _plan(q: QuantizedTensor, force: int | None = None) -> _Plan:
     _check(q)
     zp = np.asarray(q.zero_point, np.int64)
     r = np.asarray(q.symbols, np.int64).reshape(q.channels, _per_channel(q.shape)) - zp[:, None]
-    scale_mode, scale_bytes, scale_streams = _plan_scales(np.asarray(q.scale))
+    scale_mode, values, scale_streams = _plan_scales(np.asarray(q.scale))
     explicit = not np.array_equal(_implied_zero_point(r), zp)
-    zp_bytes = zp.astype("u1" if q.bits <= 8 else "<u2").tobytes() if explicit else b""
-    model, params, streams, entropy = _plan_residuals(r, (1 << q.bits) - 1, force)
-    flags = bytes([model | scale_mode << 3 | explicit << 5])
-    return _Plan(flags + scale_bytes + zp_bytes + params, model, scale_streams + streams, entropy)
+    res = Residuals(r, (1 << q.bits) - 1)
+    model, fit = _choose_model(res, force)
+    values |= _context(q.shape, q.bits) | fit.values
+    values |= {"scale_mode": scale_mode, "explicit": explicit, "zero_points": zp}
+    flags = bytes([model.id | scale_mode << 3 | explicit << 5])
+    header = flags + write_fields(TENSOR_HEADER + model.fields, values)
+    return _Plan(header, model, scale_streams + model.streams(fit, res), res.entropy_bits())
 
 
 def encode_tensors_with_report(
@@ -282,13 +245,11 @@ def encode_tensors_with_report(
     words = np.asarray(coder.get_compressed(), dtype=np.uint32).astype("<u4")
     crc = _tensor_list_crc([q.shape for q in tensors], [q.bits for q in tensors])
     parts = [bytes([BLOB_VERSION]), crc.to_bytes(4, "little")]
-    parts += [plan.header for plan in plans] + [_uvarint(len(words)), words.tobytes()]
+    parts += [plan.header for plan in plans] + [uvarint(len(words)), words.tobytes()]
     blob = b"".join(parts)
     names = names if names is not None else [""] * len(tensors)
     reports = [
-        TensorCodingReport(
-            tuple(q.shape), q.bits, MODEL_NAMES[p.model], len(p.header), side, pay, p.entropy_bits, n
-        )
+        TensorCodingReport(tuple(q.shape), q.bits, p.model.name, len(p.header), side, pay, p.entropy_bits, n)
         for q, p, (side, pay), n in zip(tensors, plans, spent, names, strict=True)
     ]
     return blob, CodingReport(reports, len(blob))
@@ -304,136 +265,97 @@ def encode_tensors(tensors: list[QuantizedTensor]) -> bytes:
 
 @dataclass
 class _Header:
-    model: int
-    scale_mode: int
-    scale: np.ndarray | None  # raw scales; None when coded
-    umin: int = 0
-    uspan: int = 0
-    ucenter: int = 0
-    ucode: int = 0
-    zero_point: np.ndarray | None = None
-    lo: int = 0  # the residual of coded symbol 0
-    size: int = 1  # alphabet size of the residual model
-    center: int = 0
-    code: int = 0
-    ints: list[tuple[int, int, int, int]] = field(default_factory=list)  # model 5: vmin, span, center, code
+    model: EntropyModel
+    values: Values = field(default_factory=dict)  # the header's fields and the tensor's context
     header_bytes: int = 0
 
 
-def _corrupt(what: str) -> ArchiveError:
-    return ArchiveError(f"weight data is corrupt ({what})")
-
-
-def _read_header(rd: _Reader, shape: tuple[int, ...], bits: int, version: int) -> _Header:
-    start = rd.pos
+def _read_flags(rd: Reader, shape: tuple[int, ...], version: int) -> tuple[EntropyModel, int, int]:
     flags = rd.u8()
-    model, scale_mode, explicit = flags & 7, flags >> 3 & 3, flags >> 5 & 1
-    last = HISTOGRAM if version == 1 else LAPLACE_CHANNEL
-    if flags >> 6 or model > last or scale_mode > SCALE_CODED:
-        raise _corrupt("unknown tensor flags")
-    channels, top = num_channels(shape), (1 << bits) - 1
-    if (model == EMPTY) != (int(np.prod(shape, dtype=np.int64)) == 0):
-        raise _corrupt(f"model does not fit a tensor of shape {shape}")
-    head = _Header(model, scale_mode, None)
-    if scale_mode == SCALE_F32:
-        head.scale = rd.array("<f4", channels).astype(np.float32)
-    elif scale_mode == SCALE_BF16:
-        head.scale = _bf16(rd.array("<u2", channels))
-    else:
-        head.umin = int.from_bytes(rd.take(2), "little")
-        head.uspan = rd.uvarint(0xFFFF - head.umin)
-        if head.uspan:
-            head.ucenter, head.ucode = rd.uvarint(head.uspan), rd.u8()
-    if head.scale is not None and not (np.isfinite(head.scale) & (head.scale > 0)).all():
-        raise _corrupt("a scale is not a positive finite number")
-    if explicit:
-        head.zero_point = rd.array("u1" if bits <= 8 else "<u2", channels).astype(np.int64)
-        if head.zero_point.size and head.zero_point.max() > top:
-            raise _corrupt("zero point out of range")
-    if model == CONSTANT:
-        head.lo = rd.zigzag(top)
-    elif model == LAPLACE:
-        head.lo, head.size = -top, 2 * top + 1
-        head.center, head.code = rd.zigzag(top) + top, rd.u8()
-    elif model in (LAPLACE_RANGE, HISTOGRAM, LAPLACE_CHANNEL):
-        head.lo = rd.zigzag(top)
-        head.size = rd.uvarint(top - head.lo) + 1
-        if head.size < 2:
-            raise _corrupt("empty residual range")
-        if model == LAPLACE_RANGE:
-            head.center, head.code = rd.uvarint(head.size - 1), rd.u8()
-        if model == LAPLACE_CHANNEL:
-            for limit in (head.size - 1, em.LAPLACE_CODES - 1):  # centers, then codes
-                vmin = rd.uvarint(limit)
-                span = rd.uvarint(limit - vmin)
-                center, code = (rd.uvarint(span), rd.u8()) if span else (0, 0)
-                head.ints.append((vmin, span, center, code))
-    head.header_bytes = rd.pos - start
-    return head
+    model_id, scale_mode, explicit = flags & 7, flags >> 3 & 3, flags >> 5 & 1
+    model = MODELS.get(model_id)
+    if flags >> 6 or model is None or model.since_version > version or scale_mode > SCALE_CODED:
+        raise corrupt("unknown tensor flags")
+    if (model_id == EMPTY) != (int(np.prod(shape, dtype=np.int64)) == 0):
+        raise corrupt(f"model does not fit a tensor of shape {shape}")
+    return model, scale_mode, explicit
 
 
-def _decode_ints(coder, spec: tuple[int, int, int, int], count: int) -> np.ndarray:
-    vmin, span, center, code = spec
-    out = np.full(count, vmin, np.int64)
-    if span:
-        out += coder.decode(_categorical(em.laplace_weights(center, code, span + 1)), count)
-    return out
+def _read_header(rd: Reader, shape: tuple[int, ...], bits: int, version: int) -> _Header:
+    start = rd.pos
+    model, scale_mode, explicit = _read_flags(rd, shape, version)
+    values = _context(shape, bits) | {"scale_mode": scale_mode, "explicit": explicit}
+    read_fields(rd, TENSOR_HEADER + model.fields, values)
+    if scale_mode == SCALE_BF16:
+        _check_scales(_bf16(values["scale_hi"]))
+    elif scale_mode == SCALE_F32:
+        _check_scales(values["scale_f32"])
+    return _Header(model, values, rd.pos - start)
+
+
+def _check_scales(scale: np.ndarray) -> np.ndarray:
+    if not (np.isfinite(scale) & (scale > 0)).all():
+        raise corrupt("a scale is not a positive finite number")
+    return scale
 
 
 def _bf16(hi: np.ndarray) -> np.ndarray:
     return (hi.astype(np.uint32) << 16).view(np.float32)
 
 
-def _decode_one(coder, head: _Header, shape: tuple[int, ...], bits: int, spent=None) -> QuantizedTensor:
-    """Decode one tensor; `spent`, a list, receives [side bits, payload bits] read from the stream."""
-    channels, top = num_channels(shape), (1 << bits) - 1
-    numel = int(np.prod(shape, dtype=np.int64))
+def _decode_scales(coder, v: Values) -> np.ndarray:
+    if v["scale_mode"] == SCALE_F32:
+        return v["scale_f32"].astype(np.float32)
+    if v["scale_mode"] == SCALE_BF16:
+        return _bf16(v["scale_hi"])
+    return _check_scales(_bf16(decode_int_array(coder, "scale", v, v["channels"])))
+
+
+def _decode_one(coder, head: _Header, shape: tuple[int, ...], spent: list[float]) -> QuantizedTensor:
+    """Decode one tensor; `spent` receives [side bits, payload bits] read from the stream."""
+    v, model = head.values, head.model
+    channels, per = v["channels"], _per_channel(shape)
     before = coder.num_valid_bits()
-    scale = head.scale
-    if scale is None:
-        u = np.full(channels, head.umin, np.int64)
-        if head.uspan:
-            model = _categorical(em.laplace_weights(head.ucenter, head.ucode, head.uspan + 1))
-            u += coder.decode(model, channels)
-        scale = _bf16(u)
-        if not (np.isfinite(scale) & (scale > 0)).all():
-            raise _corrupt("a scale is not a positive finite number")
-    per = _per_channel(shape)
-    if head.model == HISTOGRAM:
-        levels = np.cumsum(coder.decode(_DELTA_MODEL, head.size).astype(np.int64) - em.DELTA_CENTER)
-        if levels.min() < 0 or levels.max() >= em.HIST_LEVELS:
-            raise _corrupt("histogram level out of range")
-        middle = coder.num_valid_bits()
-        r = coder.decode(_categorical(em.HIST_WEIGHTS[levels]), numel)
-    elif head.model == LAPLACE_CHANNEL:
-        centers, codes = (_decode_ints(coder, spec, channels) for spec in head.ints)
-        if centers.max() >= head.size or codes.max() >= em.LAPLACE_CODES:
-            raise _corrupt("channel model parameter out of range")
-        middle = coder.num_valid_bits()
-        rows = [
-            coder.decode(_categorical(em.laplace_weights(int(c), int(k), head.size)), per)
-            for c, k in zip(centers, codes, strict=True)
-        ]
-        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    elif head.model in (LAPLACE, LAPLACE_RANGE):
-        middle = coder.num_valid_bits()
-        r = coder.decode(_categorical(em.laplace_weights(head.center, head.code, head.size)), numel)
-    else:
-        middle = coder.num_valid_bits()
-        r = np.zeros(numel, np.int64)
-    if spent is not None:
-        spent[:] = [before - middle, middle - coder.num_valid_bits()]
-    r = (r.astype(np.int64) + head.lo).reshape(channels, per)
-    zp = head.zero_point if head.zero_point is not None else _implied_zero_point(r)
+    scale = _decode_scales(coder, v)
+    side = model.decode_side(coder, v, channels)
+    middle = coder.num_valid_bits()
+    r = model.decode(coder, v, side, channels, per).reshape(channels, per)
+    spent[:] = [before - middle, middle - coder.num_valid_bits()]
+    zp = v["zero_points"].astype(np.int64) if v["explicit"] else _implied_zero_point(r)
     q = r + zp[:, None]
-    if q.size and (q.min() < 0 or q.max() > top):
-        raise _corrupt("decoded level out of range")
-    return QuantizedTensor(shape, bits, q.reshape(-1).astype(np.int32), scale, zp.astype(np.int32))
+    if q.size and (q.min() < 0 or q.max() > v["top"]):
+        raise corrupt("decoded level out of range")
+    return QuantizedTensor(shape, v["bits"], q.reshape(-1).astype(np.int32), scale, zp.astype(np.int32))
 
 
 def decode_tensors(data: bytes, shapes: list[tuple[int, ...]], bits: list[int]) -> list[QuantizedTensor]:
     """Inverse of encode_tensors, given each tensor's shape and bits; ArchiveError if corrupt."""
     return decode_tensors_with_report(data, shapes, bits)[0]
+
+
+def _read_headers(rd: Reader, shapes: list[tuple[int, ...]], bits: list[int]) -> list[_Header]:
+    version = rd.u8()
+    if version not in READ_VERSIONS:
+        raise corrupt("unknown coder version")
+    if int.from_bytes(rd.take(4), "little") != _tensor_list_crc(shapes, list(bits)):
+        raise ArchiveError("weight data was coded for different tensor shapes or bits")
+    return [_read_header(rd, shape, b, version) for shape, b in zip(shapes, bits, strict=True)]
+
+
+def _decode_stream(words: np.ndarray, heads: list[_Header], shapes) -> tuple[list[QuantizedTensor], list]:
+    """The tensors from the ANS stream, and per tensor [side bits, payload bits]."""
+    spent = [[0.0, 0.0] for _ in heads]
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        out = [_decode_one(coder, h, s, acc) for h, s, acc in zip(heads, shapes, spent, strict=True)]
+        exhausted = coder.is_empty()
+    except ArchiveError:
+        raise
+    except Exception as exc:  # constriction reports bad streams as ValueError, KeyError, ...
+        raise corrupt(str(exc)) from None
+    if not exhausted:
+        raise corrupt("entropy decoder not exhausted")
+    return out, spent
 
 
 def decode_tensors_with_report(
@@ -445,35 +367,16 @@ def decode_tensors_with_report(
     for b in bits:
         check_bits(b)
     shapes = [tuple(int(d) for d in shape) for shape in shapes]
-    rd = _Reader(data)
-    version = rd.u8()
-    if version not in READ_VERSIONS:
-        raise _corrupt("unknown coder version")
-    if int.from_bytes(rd.take(4), "little") != _tensor_list_crc(shapes, list(bits)):
-        raise ArchiveError("weight data was coded for different tensor shapes or bits")
-    heads = [_read_header(rd, shape, b, version) for shape, b in zip(shapes, bits, strict=True)]
+    rd = Reader(data)
+    heads = _read_headers(rd, shapes, bits)
     nwords = rd.uvarint((len(rd.data) - rd.pos) // 4)
     words = rd.array("<u4", nwords).astype(np.uint32)
     if rd.pos != len(rd.data):
         raise ArchiveError(f"weight data has {len(rd.data) - rd.pos} unexpected trailing bytes")
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        spent = [[0.0, 0.0] for _ in heads]
-        out = [
-            _decode_one(coder, h, s, b, acc) for h, s, b, acc in zip(heads, shapes, bits, spent, strict=True)
-        ]
-        exhausted = coder.is_empty()
-    except ArchiveError:
-        raise
-    except Exception as exc:  # constriction reports bad streams as ValueError, KeyError, ...
-        raise _corrupt(str(exc)) from None
-    if not exhausted:
-        raise _corrupt("entropy decoder not exhausted")
+    out, spent = _decode_stream(words, heads, shapes)
     names = names if names is not None else [""] * len(out)
     reports = [
-        TensorCodingReport(
-            q.shape, q.bits, MODEL_NAMES[h.model], h.header_bytes, side, pay, _entropy_bits(q), n
-        )
+        TensorCodingReport(q.shape, q.bits, h.model.name, h.header_bytes, side, pay, _entropy_bits(q), n)
         for q, h, (side, pay), n in zip(out, heads, spent, names, strict=True)
     ]
     return out, CodingReport(reports, len(data))
@@ -487,60 +390,3 @@ def _entropy_bits(q: QuantizedTensor) -> float:
     r = np.asarray(q.symbols, np.int64).reshape(q.channels, -1) - zp[:, None]
     used = np.unique(r, return_counts=True)[1].astype(np.float64)
     return float(-(used * np.log2(used / r.size)).sum())
-
-
-# ---- plain-byte helpers ---------------------------------------------------------------------
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _zigzag(value: int) -> bytes:
-    return _uvarint(2 * value if value >= 0 else -2 * value - 1)
-
-
-class _Reader:
-    """Bounds-checked cursor over the blob; every failure is an ArchiveError."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = memoryview(data)
-        self.pos = 0
-
-    def take(self, n: int) -> memoryview:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ArchiveError("weight data is truncated")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def uvarint(self, limit: int) -> int:
-        value = shift = 0
-        for _ in range(10):
-            byte = self.u8()
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                if value > limit:
-                    raise ArchiveError(f"weight data is corrupt (field value {value} exceeds {limit})")
-                return value
-        raise ArchiveError("weight data is corrupt (overlong varint)")
-
-    def zigzag(self, limit: int) -> int:
-        z = self.uvarint(2 * limit)
-        return z // 2 if z % 2 == 0 else -(z + 1) // 2
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        dt = np.dtype(dtype)
-        return np.frombuffer(self.take(count * dt.itemsize), dtype=dt).copy()

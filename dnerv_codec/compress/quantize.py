@@ -13,6 +13,10 @@ range may lose up to half a step, so |w - w_hat| <= scale / 2 for every element.
 The scale is rounded *up* to a bfloat16-representable float32 (8 significant bits): the entropy
 coder then stores it in 2 bytes instead of 4 at the price of a step at most 0.8 % coarser, and a
 larger step still covers the whole range, so the error bound above holds with the stored scale.
+
+The rule is written once, in torch (_levels): quantize_tensor runs it on the CPU for the archive's
+numpy levels, quantized_values and fake_quantize on the training device, so the fine-tune
+optimises exactly the weights that decode will see.
 """
 
 from __future__ import annotations
@@ -70,14 +74,45 @@ def check_bits(bits: int) -> None:
         raise ConfigError(f"weight bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
 
 
-def _round_up_bf16(x: np.ndarray) -> np.ndarray:
-    """Smallest float32 values >= x (float64, positive, finite) whose low 16 mantissa bits are 0."""
-    f = x.astype(np.float32)
+def _round_up_bf16(x: torch.Tensor) -> torch.Tensor:
+    """float32: the smallest values >= x (float64, positive, finite) with 16 low mantissa bits 0."""
+    f = x.to(torch.float32)
     # float64 -> float32 rounds to nearest; step up where that went below the exact value
-    f = np.where(f.astype(np.float64) < x, np.nextafter(f, np.float32(np.inf)), f)
-    u = f.view(np.uint32).astype(np.uint64)
-    u = ((u + 0xFFFF) & 0xFFFF0000).astype(np.uint32)
-    return u.view(np.float32)
+    f = torch.where(f.to(torch.float64) < x, torch.nextafter(f, torch.full_like(f, float("inf"))), f)
+    u = f.view(torch.int32).to(torch.int64)  # positive floats: the sign bit is 0
+    u = (u + 0xFFFF) & 0xFFFF0000
+    return u.to(torch.int32).view(torch.float32)
+
+
+def _levels(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The quantizer itself, on x float64 [channels, per] on any device: (levels q, int64;
+    zero points, int64 [channels]; scales, float32 [channels]). Every other function here, numpy
+    or torch, gets its numbers from this one."""
+    levels = (1 << bits) - 1
+    if x.numel() == 0:
+        lo = hi = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    else:
+        lo = torch.clamp(x.amin(dim=1), max=0.0)
+        hi = torch.clamp(x.amax(dim=1), min=0.0)
+    span = hi - lo
+    # an all-zero (or empty) channel has no range: any positive step works, 1.0 codes cheaply
+    step = torch.where(span > 0, span / levels, torch.ones_like(span))
+    scale = _round_up_bf16(step)  # > 0 even when step underflows float32
+    s64 = scale.to(torch.float64)
+    zero_point = torch.clamp(torch.round(-lo / s64), 0, levels)
+    q = torch.clamp(torch.round(x / s64[:, None]) + zero_point[:, None], 0, levels)
+    return q.to(torch.int64), zero_point.to(torch.int64), scale
+
+
+def _dequantize(residual: torch.Tensor, scale: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """(q - zero_point) [channels, per] times the float32 scale of its channel: the integer
+    difference is exact, then one float32 multiply per element."""
+    return (residual.to(torch.float32) * scale[:, None]).reshape(shape)
+
+
+def _as_channels(w: torch.Tensor) -> torch.Tensor:
+    shape = tuple(int(s) for s in w.shape)
+    return w.detach().to(torch.float64).reshape(num_channels(shape), _per_channel(shape))
 
 
 def quantize_tensor(w: torch.Tensor, bits: int) -> QuantizedTensor:
@@ -88,39 +123,58 @@ def quantize_tensor(w: torch.Tensor, bits: int) -> QuantizedTensor:
     check_bits(bits)
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
         raise TypeError(f"quantize_tensor needs a floating-point torch.Tensor, got {type(w).__name__}")
-    shape = tuple(int(s) for s in w.shape)
-    channels = num_channels(shape)
-    levels = (1 << bits) - 1
     # float64 keeps the rounding decisions exact enough for the scale/2 bound
-    x = w.detach().to(device="cpu", dtype=torch.float64).numpy().reshape(channels, _per_channel(shape))
-    if not np.isfinite(x).all():
+    x = _as_channels(w.detach().cpu())
+    if not bool(torch.isfinite(x).all()):
         raise DnervError("cannot quantize weights that contain NaN or infinity (did the fit diverge?)")
-    if x.size == 0:
-        lo = hi = np.zeros(channels)
-    else:
-        lo = np.minimum(x.min(axis=1), 0.0)
-        hi = np.maximum(x.max(axis=1), 0.0)
-    span = hi - lo
-    # an all-zero (or empty) channel has no range: any positive step works, 1.0 codes cheaply
-    step = np.where(span > 0, span / levels, 1.0)
-    scale = _round_up_bf16(step)  # > 0 even when step underflows float32
-    s64 = scale.astype(np.float64)[:, None]
-    zero_point = np.clip(np.rint(-lo / scale.astype(np.float64)), 0, levels).astype(np.int64)
-    q = np.clip(np.rint(x / s64) + zero_point[:, None], 0, levels).astype(np.int32)
+    q, zero_point, scale = _levels(x, bits)
     return QuantizedTensor(
-        shape=shape,
+        shape=tuple(int(s) for s in w.shape),
         bits=bits,
-        symbols=q.reshape(-1),
-        scale=scale.astype(np.float32),
-        zero_point=zero_point.astype(np.int32),
+        symbols=q.reshape(-1).numpy().astype(np.int32),
+        scale=scale.numpy(),
+        zero_point=zero_point.numpy().astype(np.int32),
     )
 
 
 def dequantize_tensor(q: QuantizedTensor) -> torch.Tensor:
     """float32 CPU tensor of shape q.shape: (symbols - zero_point) * scale per channel."""
-    channels = q.channels
-    sym = np.asarray(q.symbols, dtype=np.int64).reshape(channels, _per_channel(q.shape))
-    zp = np.asarray(q.zero_point, dtype=np.int64).reshape(channels, 1)
-    # the integer difference is exact; one float32 multiply per element
-    out = (sym - zp).astype(np.float32) * np.asarray(q.scale, dtype=np.float32).reshape(channels, 1)
-    return torch.from_numpy(out.reshape(q.shape))  # out is fresh and C-contiguous
+    sym = torch.from_numpy(np.asarray(q.symbols, dtype=np.int64).reshape(q.channels, _per_channel(q.shape)))
+    zp = torch.from_numpy(np.asarray(q.zero_point, dtype=np.int64))
+    scale = torch.from_numpy(np.asarray(q.scale, dtype=np.float32))
+    return _dequantize(sym - zp[:, None], scale, q.shape)
+
+
+# ---- the same quantizer on the training device, for the fine-tune and the bit-depth choice ----
+
+
+@torch.no_grad()
+def quantized_parts(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(residuals q - zero_point, int64 [channels, per]; scales, float32 [channels]) of
+    quantize_tensor(w, bits), on w's device."""
+    check_bits(bits)
+    q, zero_point, scale = _levels(_as_channels(w), bits)
+    return q - zero_point[:, None], scale
+
+
+@torch.no_grad()
+def quantized_values(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """float32 tensor on w's device equal to dequantize_tensor(quantize_tensor(w, bits))."""
+    residual, scale = quantized_parts(w, bits)
+    return _dequantize(residual, scale, tuple(w.shape))
+
+
+class _FakeQuantize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, bits: int) -> torch.Tensor:
+        return quantized_values(w, bits).to(w.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """The quantized-dequantized tensor, value for value what the archive will hold (so the
+    quantization-aware fine-tune optimises those very weights); gradient: straight through."""
+    return _FakeQuantize.apply(w, bits)

@@ -7,7 +7,8 @@ bit depth for every tensor or a sequence of one per tensor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -66,57 +67,26 @@ def blob_report(data: bytes, shapes: dict[str, tuple[int, ...]], bits: int | Seq
     )[1]
 
 
-# The tensor classes of the D-NeRV network (dnerv_codec/model/dnerv.py), from parameter names.
-TENSOR_CLASSES = (
-    "biases",
-    "content encoder",
-    "stem MLP",
-    "flow heads",
-    "fusion (SAF)",
-    "decoder convs",
-    "GTMLP",
-    "RGB head",
-    "other",
-)
-
-
-def tensor_class(name: str) -> str:
-    """The class of a learned tensor, from its name: every bias is 'biases', whatever its layer."""
-    parts = name.split(".")
-    if parts[-1] == "bias":
-        return "biases"
-    first = {"encoder": "content encoder", "stem": "stem MLP", "out_flow": "flow heads", "head": "RGB head"}
-    if parts[0] in first:
-        return first[parts[0]]
-    inner = {"flow": "flow heads", "saf": "fusion (SAF)", "block": "decoder convs", "gtmlp": "GTMLP"}
-    for part in parts[1:]:
-        if part in inner:
-            return inner[part]
-    return "other"
-
-
-def class_table(report: CodingReport) -> list[dict]:
-    """Per tensor class (in TENSOR_CLASSES order) and a final 'total' row: tensors, parameters,
-    coded bytes (residuals + side information), payload bytes, empirical-entropy bytes, side bytes
-    and mean bits per parameter. The blob overhead (version, crc, word count) is in 'total' only."""
-    rows: dict[str, dict] = {}
-    for t in report.tensors:
-        cls = tensor_class(t.name)
-        row = rows.setdefault(cls, dict.fromkeys(("tensors", "params", "payload", "entropy", "side"), 0))
-        numel = 1
-        for d in t.shape:
-            numel *= d
-        row["tensors"] += 1
-        row["params"] += numel
-        row["payload"] += t.payload_bits / 8
-        row["entropy"] += t.entropy_bits / 8
-        row["side"] += t.side_bytes
-    out = [{"class": c, **rows[c]} for c in TENSOR_CLASSES if c in rows]
-    total = {k: sum(r[k] for r in out) for k in ("tensors", "params", "payload", "entropy", "side")}
-    out.append({"class": "total", **total})
-    for row in out:
+def class_table(report: CodingReport, groups: Mapping[str, Sequence[str]]) -> list[dict]:
+    """Per tensor class and a final 'total' row: tensors, parameters, coded bytes (residuals + side
+    information), payload bytes, empirical-entropy bytes, side bytes and mean bits per parameter.
+    groups: class -> tensor names, in the order of the rows (the model's tensor_groups()). The blob
+    overhead (version, crc, word count) is in 'total' only."""
+    keys = ("tensors", "params", "payload", "entropy", "side")
+    by_name = {t.name: t for t in report.tensors}
+    out = []
+    for label, names in groups.items():
+        row = {"class": label, **dict.fromkeys(keys, 0)}
+        for t in (by_name[n] for n in names):
+            row["tensors"] += 1
+            row["params"] += math.prod(t.shape)
+            row["payload"] += t.payload_bits / 8
+            row["entropy"] += t.entropy_bits / 8
+            row["side"] += t.side_bytes
         row["bytes"] = row["payload"] + row["side"]
-    out[-1]["bytes"] = float(report.total_bytes)
+        out.append(row)
+    total = {k: sum(r[k] for r in out) for k in keys}
+    out.append({"class": "total", **total, "bytes": float(report.total_bytes)})
     for row in out:
         row["bits_per_param"] = 8 * row["bytes"] / row["params"] if row["params"] else 0.0
         for k in ("payload", "entropy", "side", "bytes"):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
+from ..compress.stage import fit_share
 from ..errors import Interrupted, ResumeError
 from ..fit.checkpoint import Checkpoint
 from ..fit.data import ClipData
 from ..fit.distributed import Dist
-from ..fit.finetune import fit_share
 from ..fit.trainer import FitResult, Trainer
 from ..model.build import build_model
 from ..report import Reporter

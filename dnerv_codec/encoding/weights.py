@@ -1,5 +1,5 @@
 """Weights stage: the fitted network's parameters compressed (pruned, bit depths chosen within the
-plan's budget, fine-tuned with fake quantization; fit/finetune.py) or plainly quantized, and
+plan's budget, fine-tuned with fake quantization; compress/stage.py) or plainly quantized, and
 packed into the archive's weight section (rank 0)."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..compress.stage import CompressionResult, compress_weights, stage_active
 from ..compress.weights import pack_state
 from ..config import QuantConfig
 from ..errors import Interrupted
 from ..fit.distributed import Dist
-from ..fit.finetune import CompressionResult, compress_weights, stage_active
 from ..report import Reporter
 from .fit import Fitted
 from .keyframes import Keyframes

@@ -1,7 +1,9 @@
 """The fitting loop: AdamW, linear warm-up then cosine decay, batches of clips, checkpoints.
 
 The learning-rate schedule is a function of progress in [0, 1]: steps done / steps planned, or
-elapsed / time limit when a time limit is set, so a time-limited fit still anneals to zero.
+elapsed / time limit when a time limit is set, so a time-limited fit still anneals to zero. One
+run() follows one Schedule: the fit's own by default, or another's, such as the compression
+fine-tune's (dnerv_codec/compress/qat.py) with its step hooks.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +50,40 @@ class FitResult:
     seconds: float
     loss: float
     psnr: float
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How far one Trainer.run goes and how fast it learns. Its progress is the larger of the steps
+    taken since `first_step` over `steps` and the seconds spent over `seconds` (`spent` of them
+    before the run began, the same number on every process); a limit of None does not count. The
+    learning rate is learning_rate(curve, progress)."""
+
+    curve: FitConfig  # lr and warmup_frac
+    steps: float | None
+    seconds: float | None
+    first_step: int = 0
+    spent: float = 0.0
+
+    def progress(self, step: int, seconds: float) -> float:
+        parts = []
+        if self.steps is not None:
+            parts.append((step - self.first_step) / self.steps)
+        if self.seconds is not None:
+            parts.append(seconds / self.seconds)
+        return max(parts)
+
+
+class StepHooks(Protocol):
+    """What a run can do around each optimisation step (e.g. the compression fine-tune's fake
+    quantization and pruning masks)."""
+
+    def before_forward(self) -> None: ...
+
+    def before_step(self) -> None:
+        """After backward, before the optimizer step."""
+
+    def after_step(self) -> None: ...
 
 
 def learning_rate(cfg: FitConfig, progress: float) -> float:
@@ -133,29 +170,30 @@ class Trainer:
         if self.dist.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.model = DistributedDataParallel(model, device_ids=ids)
-        # fused: one kernel over all parameters (measured 3.5x faster than the per-tensor loop on a
-        # 2-core CPU at the reference 128x160 shape, ~14 ms a step saved); same update rule.
+        # fused: one kernel over all parameters, same update rule (measured: docs/compression.md#the-training-loop)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0, fused=True
         )
         self.steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
         self.step = 0
-        self.elapsed = 0.0  # fitting seconds of earlier runs, when resumed
-        # Share of the configured schedule (steps and time limit) that run() spans: less than 1 when
-        # a compression fine-tune (dnerv_codec/fit/finetune.py) takes the rest of the budget.
+        self.elapsed = 0.0  # training seconds so far, earlier (resumed) runs included
+        # Share of the configured schedule (steps and time limit) that the fit spans: less than 1
+        # when the compression fine-tune (dnerv_codec/compress/stage.py) takes the rest.
         self.budget_share = 1.0
-        # Optional step hooks (the fine-tune's fake quantization and pruning masks): an object with
-        # before_forward(), before_step() (after backward) and after_step() methods.
-        self.hooks = None
+        self.hooks: StepHooks | None = None  # those of the run in progress
 
     # -- schedule --------------------------------------------------------------------------
+    def fit_schedule(self) -> Schedule:
+        """The fit's own schedule: the configured epochs and time limit times budget_share, counted
+        from step 0 and from the fitting seconds of earlier (resumed) runs."""
+        cfg = self.cfg
+        steps = None if cfg.epochs is None else cfg.epochs * self.steps_per_epoch * self.budget_share
+        seconds = None if cfg.time_limit is None else 60 * cfg.time_limit * self.budget_share
+        return Schedule(cfg, steps, seconds, spent=self.elapsed)
+
     def progress(self, elapsed: float) -> float:
-        parts = []
-        if self.cfg.epochs is not None:
-            parts.append(self.step / (self.cfg.epochs * self.steps_per_epoch * self.budget_share))
-        if self.cfg.time_limit is not None:
-            parts.append(elapsed / (60 * self.cfg.time_limit * self.budget_share))
-        return max(parts)
+        """The fit's progress after `elapsed` fitting seconds (fit_schedule)."""
+        return self.fit_schedule().progress(self.step, elapsed)
 
     def _batches(self) -> Iterator[list[int]]:
         """Global batches (clip indices) from the current step on. Positions are counted here, not
@@ -218,49 +256,62 @@ class Trainer:
         self,
         on_progress: Callable[[FitProgress], None] | None = None,
         on_checkpoint: Callable[[], None] | None = None,
+        schedule: Schedule | None = None,
+        hooks: StepHooks | None = None,
     ) -> FitResult:
-        """Fit until the schedule ends. Ctrl-C stops at the next step boundary, so the checkpoint
-        `on_checkpoint` writes is exactly resumable, then raises KeyboardInterrupt (a second Ctrl-C
-        stops at once, without a new checkpoint)."""
+        """Train until `schedule` (default: the fit's, fit_schedule()) ends, with `hooks` around
+        every step. Ctrl-C stops at the next step boundary, so the checkpoint `on_checkpoint` writes
+        is exactly resumable, then raises KeyboardInterrupt (a second Ctrl-C stops at once, without
+        a new checkpoint)."""
+        schedule = schedule if schedule is not None else self.fit_schedule()
+        self.hooks = hooks
         self.model.train()
-        start = time.monotonic() - self.elapsed
-        last_save = time.monotonic()
+        try:
+            last, progress = self._loop(schedule, on_progress, on_checkpoint)
+        finally:
+            self.hooks = None
+            self.model.eval()
         loss = psnr = math.nan
-        loss_t = mse_t = None
-        reported = time.monotonic()
-        with _deferred_interrupt() as interrupted, self.prefetched_batches() as batches:
-            while True:
-                # every process follows the same clock and stops together (one all-reduce a step)
-                elapsed, stop_now = self.dist.agree(time.monotonic() - start, interrupted())
-                if stop_now:
-                    if on_checkpoint is not None:
-                        on_checkpoint()
-                    raise KeyboardInterrupt
-                progress = self.progress(elapsed)
-                if progress >= 1.0:
-                    break
-                global_batch, host = next(batches)
-                loss_t, mse_t = self.train_step(global_batch, learning_rate(self.cfg, progress), host)
-                self.step += 1
-                self.elapsed = time.monotonic() - start
-                # Reading the loss waits for a GPU to finish the step: a few times a second only.
-                if on_progress is not None and time.monotonic() - reported >= REPORT_EVERY_S:
-                    on_progress(self._progress_report(loss_t, mse_t))
-                    reported = time.monotonic()
-                if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
-                    on_checkpoint()
-                    last_save = time.monotonic()
-        self.model.eval()
-        if loss_t is not None:
-            final = self._progress_report(loss_t, mse_t)
+        if last is not None:
+            final = self._progress_report(*last, progress)
             loss, psnr = final.loss, final.psnr
             if on_progress is not None:
                 on_progress(final)
         return FitResult(self.step, self.step / self.steps_per_epoch, self.elapsed, loss, psnr)
 
-    def _progress_report(self, loss_t: torch.Tensor, mse_t: torch.Tensor) -> FitProgress:
+    def _loop(self, schedule: Schedule, on_progress, on_checkpoint) -> tuple[tuple | None, float]:
+        """The steps of run(); returns the last step's (loss, mse) (None when no step was taken) and
+        the progress at the end."""
+        start, before = time.monotonic(), self.elapsed
+        last_save = reported = time.monotonic()
+        last = None
+        with _deferred_interrupt() as interrupted, self.prefetched_batches() as batches:
+            while True:
+                # every process follows the same clock and stops together (one all-reduce a step)
+                ran, stop_now = self.dist.agree(time.monotonic() - start, interrupted())
+                if stop_now:
+                    if on_checkpoint is not None:
+                        on_checkpoint()
+                    raise KeyboardInterrupt
+                progress = schedule.progress(self.step, schedule.spent + ran)
+                if progress >= 1.0:
+                    return last, progress
+                global_batch, host = next(batches)
+                last = self.train_step(global_batch, learning_rate(schedule.curve, progress), host)
+                self.step += 1
+                self.elapsed = before + time.monotonic() - start
+                # Reading the loss waits for a GPU to finish the step: a few times a second only.
+                if on_progress is not None and time.monotonic() - reported >= REPORT_EVERY_S:
+                    now = schedule.progress(self.step, schedule.spent + time.monotonic() - start)
+                    on_progress(self._progress_report(*last, now))
+                    reported = time.monotonic()
+                if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
+                    on_checkpoint()
+                    last_save = time.monotonic()
+
+    def _progress_report(self, loss_t: torch.Tensor, mse_t: torch.Tensor, progress: float) -> FitProgress:
         loss, psnr = _loss_and_psnr(loss_t, mse_t)
-        frac = min(self.progress(self.elapsed), 1.0)
+        frac = min(progress, 1.0)
         return FitProgress(self.step, self.step // self.steps_per_epoch, frac, loss, psnr, self.elapsed)
 
     # -- checkpoint state ------------------------------------------------------------------

@@ -39,6 +39,28 @@ class FrameModel(nn.Module):
         self.mean.copy_(mean_t)
         self.std.copy_(std_t)
 
+    def layer_classes(self) -> list[tuple[str, list[nn.Module]]]:
+        """The model's weight classes, in the order `dnerv info` lists them, each with the layers
+        whose weights belong to it (subclasses name their own)."""
+        return []
+
+    def tensor_groups(self) -> dict[str, list[str]]:
+        """Learned tensor names by class, in named_parameters() order within each class: 'biases'
+        first (every bias, whatever its layer), then layer_classes(), then 'other' for weights of
+        no listed layer; classes without a tensor are left out."""
+        owner: dict[int, str] = {}
+        for label, layers in self.layer_classes():
+            for layer in layers:
+                for p in layer.parameters():
+                    owner.setdefault(id(p), label)
+        groups: dict[str, list[str]] = {"biases": []}
+        groups.update((label, []) for label, _ in self.layer_classes())
+        groups["other"] = []
+        for name, p in self.named_parameters():
+            label = "biases" if name.rsplit(".", 1)[-1] == "bias" else owner.get(id(p), "other")
+            groups[label].append(name)
+        return {label: names for label, names in groups.items() if names}
+
     def learned_state(self) -> dict[str, Tensor]:
         """The parameters only, in named_parameters() order (detached; they share storage)."""
         return {name: p.detach() for name, p in self.named_parameters()}

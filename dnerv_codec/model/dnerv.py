@@ -87,6 +87,17 @@ class DNeRV(FrameModel):
             nn.init.zeros_(self.head[2].weight)
             nn.init.zeros_(self.head[2].bias)
 
+    def layer_classes(self) -> list[tuple[str, list[nn.Module]]]:
+        return [
+            ("content encoder", [self.encoder]),
+            ("stem MLP", [self.stem]),
+            ("flow heads", [stage.flow for stage in self.stages] + [self.out_flow]),
+            ("fusion (SAF)", [stage.saf for stage in self.stages]),
+            ("decoder convs", [stage.block for stage in self.stages]),
+            ("GTMLP", [stage.gtmlp for stage in self.stages]),
+            ("RGB head", [self.head]),
+        ]
+
     # -- forward ---------------------------------------------------------------------------------
 
     def _check(self, keyframes: Tensor, t: Tensor, w: Tensor) -> None:

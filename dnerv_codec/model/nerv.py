@@ -36,6 +36,9 @@ class NeRV(FrameModel):
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Conv2d(c_in, c_in, 1), nn.GELU(), NarrowConv2d(c_in, 3, 3, padding=1))
 
+    def layer_classes(self) -> list[tuple[str, list[nn.Module]]]:
+        return [("stem MLP", [self.stem]), ("decoder convs", [self.blocks]), ("RGB head", [self.head])]
+
     def forward(
         self, keyframes: Tensor | None, t: Tensor, w: Tensor | None = None, clamp: bool = True
     ) -> Tensor:
