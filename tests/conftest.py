@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,6 +157,30 @@ def one_thread() -> Iterator[None]:
     other jobs share the cores (OpenMP threads then wait for each other). Restored afterwards."""
     with torch_threads(1):
         yield
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder that this process may not write into, also as root (CI runs as root, whom
+    chmod does not bind): read-only mode bits for others, the immutable attribute for root."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    as_root = os.geteuid() == 0
+    if as_root:
+        if shutil.which("chattr") is None:
+            pytest.skip("running as root and chattr is missing: no folder refuses root's writes")
+        made = subprocess.run(["chattr", "+i", str(locked)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"running as root and chattr +i is refused here: {made.stderr.strip()}")
+    else:
+        locked.chmod(0o555)
+    try:
+        yield locked
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+        else:
+            locked.chmod(0o755)
 
 
 @pytest.fixture(scope="session")
