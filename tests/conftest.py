@@ -29,8 +29,8 @@ from dnerv_codec.fit.data import ClipData
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-# The shared real clips sit beside the checkout (../shared); DNERV_SHARED_VIDEOS overrides.
-SHARED_VIDEOS = Path(os.environ.get("DNERV_SHARED_VIDEOS", ROOT.parent / "shared" / "data" / "videos"))
+# Real clips at the shared clips' 320x256, committed so that a fresh clone runs the real-clip tests
+REAL_CLIPS = Path(__file__).resolve().parent / "data" / "real"
 TRACEBACK_MARKERS = ("Traceback", 'File "')
 
 
