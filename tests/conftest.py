@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from dnerv_codec.fit.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-# The shared real clips sit beside the checkout (../shared); DNERV_SHARED_VIDEOS overrides.
-SHARED_VIDEOS = Path(os.environ.get("DNERV_SHARED_VIDEOS", ROOT.parent / "shared" / "data" / "videos"))
+# Real clips at the shared clips' 320x256, committed so that a fresh clone runs the real-clip tests
+REAL_CLIPS = Path(__file__).resolve().parent / "data" / "real"
 TRACEBACK_MARKERS = ("Traceback", 'File "')
 
 
@@ -158,6 +159,30 @@ def one_thread() -> Iterator[None]:
     other jobs share the cores (OpenMP threads then wait for each other). Restored afterwards."""
     with torch_threads(1):
         yield
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder that this process may not write into, also as root (CI runs as root, whom
+    chmod does not bind): read-only mode bits for others, the immutable attribute for root."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    as_root = os.geteuid() == 0
+    if as_root:
+        if shutil.which("chattr") is None:
+            pytest.skip("running as root and chattr is missing: no folder refuses root's writes")
+        made = subprocess.run(["chattr", "+i", str(locked)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"running as root and chattr +i is refused here: {made.stderr.strip()}")
+    else:
+        locked.chmod(0o555)
+    try:
+        yield locked
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+        else:
+            locked.chmod(0o755)
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,44 @@ def test_non_overlapping_curves_give_none_and_the_fallback():
     assert bdrate.psnr_at_equal_rate(RATES, PSNR, [0.1], [35.0]) == pytest.approx(1.0)
 
 
+def test_bd_rate_is_refused_over_a_small_overlap_and_says_why():
+    # the committed bench points had given -74% over 0.76 dB of shared PSNR: no longer a BD-rate
+    line = [40 + 5 * np.log10(r) for r in RATES]
+    top = [q + line[-1] - line[0] - 0.5 for q in line]  # shares 0.5 dB with the anchor
+    assert bdrate.bd_rate(RATES, line, RATES, top, min_overlap=0.4) is not None
+    delta = bdrate.bd_delta((RATES, line), (RATES, top), "quality", bdrate.MIN_PSNR_OVERLAP_DB)
+    assert delta.value is None and "overlap by 0.50" in delta.reason
+    apart = bdrate.bd_delta((RATES, line), (RATES, [q + 20 for q in line]), "quality", 1.0)
+    assert apart.value is None and "do not overlap" in apart.reason
+
+
+def test_bd_rate_is_refused_for_a_curve_that_does_not_rise():
+    dips = [27.0, 31.0, 30.0, 36.5]  # more bits, less quality between the 2nd and 3rd point
+    assert bdrate.bd_rate(RATES, PSNR, RATES, dips) is None
+    assert bdrate.bd_quality(RATES, dips, RATES, PSNR) is None
+    delta = bdrate.bd_delta((RATES, PSNR), (RATES, dips), "quality", 1.0)
+    assert delta.reason == "the test curve's quality does not rise with its rate"
+    assert bdrate.psnr_at_equal_rate(RATES, PSNR, [0.1], [35.0]) == pytest.approx(1.0)  # still there
+
+
+def test_bd_table_notes_why_a_bd_rate_is_missing():
+    from dnerv_codec.bench.run import bd_table
+
+    def points(codec, psnr):
+        return [
+            {"codec": codec, "bpp": r, "psnr": q, "ms_ssim": None} for r, q in zip(RATES, psnr, strict=True)
+        ]
+
+    rows = bd_table(
+        points("x265", PSNR) + points("near", [q + 2 for q in PSNR]) + points("far", [q + 20 for q in PSNR]),
+        "x265",
+    )
+    by_codec = {r["codec"]: r for r in rows}
+    assert by_codec["near"]["bd_rate_psnr"] is not None and by_codec["near"]["bd_note"] is None
+    assert by_codec["far"]["bd_rate_psnr"] is None and "do not overlap" in by_codec["far"]["bd_note"]
+    assert by_codec["far"]["psnr_at_equal_rate"] == pytest.approx(20.0)
+
+
 def test_pchip_is_monotone_and_integrates_exactly():
     f = bdrate.Pchip([0, 1, 2, 4], [0, 1, 1.5, 5])
     t = np.linspace(0, 4, 4001)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from dnerv_codec.metrics import QualityMeter, frame_ms_ssim, frame_psnr
 
@@ -40,3 +41,20 @@ def test_meter_averages_over_frames():
     assert meter.frames == 4
     assert meter.mean_psnr() == pytest.approx(frame_psnr(a, b).mean())
     assert meter.mean_ms_ssim() == pytest.approx(frame_ms_ssim(a, b).mean())
+
+
+@pytest.mark.parametrize("scales", [2, 3, 4, 5])
+@pytest.mark.parametrize("win", [11, 7])
+def test_few_scale_ms_ssim_is_pytorch_msssims_with_truncated_weights(scales, win):
+    # on frames large enough for pytorch-msssim's own ms_ssim, which takes any weights; odd sides
+    # check the padding of the downsampling
+    from pytorch_msssim import ms_ssim
+
+    from dnerv_codec.metrics import _MS_SSIM_WEIGHTS, _few_scale_ms_ssim
+
+    a, b = (torch.from_numpy(f).permute(0, 3, 1, 2).float() for f in _noisy((2, 191, 201, 3), 12.0))
+    weights = torch.tensor(_MS_SSIM_WEIGHTS[:scales])
+    want = ms_ssim(
+        a, b, data_range=255, size_average=False, win_size=win, weights=(weights / weights.sum()).tolist()
+    )
+    torch.testing.assert_close(_few_scale_ms_ssim(a, b, scales, win), want, rtol=0, atol=1e-6)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +148,36 @@ def test_keep_freed_memory_is_idempotent_and_changes_no_output():
         applied = keep_freed_memory()
         assert keep_freed_memory() == applied and isinstance(applied, bool)
         assert torch.equal(model(keys, t, w), before)
+
+
+# In a fresh process: call keep_freed_memory() (or not), malloc 64 MiB and print what it returned
+# and how many more blocks glibc then serves from mmap (mallinfo2's hblks): 0 once the setting holds.
+_MMAPPED_BLOCKS = """
+import ctypes, sys
+from dnerv_codec.malloc import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[1] == "apply" else None
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+before = libc.mallinfo2().hblks
+block = libc.malloc(64 << 20)
+print(applied, libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc setting is glibc's (Linux)")
+def test_keep_freed_memory_really_stops_mmapped_blocks():
+    def run(mode: str, **env: str) -> list[str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "DNERV_MALLOC"))}
+        out = subprocess.run(
+            [sys.executable, "-c", _MMAPPED_BLOCKS, mode], env=clean | env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert run("plain") == ["None", "1"]  # glibc's default: a 64 MiB block is its own mmap
+    assert run("apply") == ["True", "0"]  # kept in the heap, so freed memory is reused
+    assert run("apply", DNERV_MALLOC_DEFAULTS="1") == ["False", "1"]
+    assert run("apply", MALLOC_MMAP_MAX_="65536") == ["False", "1"]  # the user's own tuning wins

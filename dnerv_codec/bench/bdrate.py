@@ -4,7 +4,9 @@ BD-rate (VCEG-M33, with the piecewise cubic Hermite interpolation of the later '
 by the JVET/AOM common test conditions): interpolate log10(rate) as a function of quality for both
 curves with a monotone PCHIP, integrate both over the quality range the curves share, and turn the
 mean difference into a percentage: 100 x (10 ** mean(log10 r_test - log10 r_anchor) - 1).
-Negative means the test curve needs fewer bits for the same quality.
+Negative means the test curve needs fewer bits for the same quality. A delta is given only for
+curves whose quality rises with rate and that overlap by at least 1 dB of PSNR (a factor 1.25 of
+rate for BD-PSNR); otherwise bd_delta says why, and psnr_at_equal_rate is what is left to report.
 
 BD-PSNR (delta quality): the same with the axes swapped (quality as a function of log10 rate, over
 the shared log-rate range). `psnr_at_equal_rate` is the fallback for curves whose quality ranges
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -97,14 +100,51 @@ def _curve(rates: Sequence[float], quality: Sequence[float], by: str) -> tuple[n
     return xs, ys
 
 
-def _mean_gap(a, t) -> float | None:
-    """Mean vertical distance test - anchor of two (x, y) curves over the x range both cover."""
-    if a is None or t is None:
-        return None
+def _monotone(rates: Sequence[float], quality: Sequence[float]) -> bool:
+    """Quality rises strictly with rate (the only shape a Bjontegaard integral is meaningful for)."""
+    curve = _curve(rates, quality, "rate")
+    return curve is not None and bool(np.all(np.diff(curve[1]) > 0))
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A Bjontegaard delta, or why there is none (then value is None and reason says why)."""
+
+    value: float | None
+    reason: str | None = None
+
+
+# Below these overlaps the delta extrapolates more than it measures (e.g. -74% over a 0.76 dB
+# overlap on points committed before this rule).
+MIN_PSNR_OVERLAP_DB = 1.0
+MIN_MS_SSIM_OVERLAP = 0.01  # about 1 dB of -10 log10(1 - MS-SSIM) near MS-SSIM 0.95
+MIN_LOG_RATE_OVERLAP = math.log10(1.25)  # BD-PSNR: the rates must share at least a factor 1.25
+
+
+def bd_delta(
+    anchor: tuple[Sequence[float], Sequence[float]],
+    test: tuple[Sequence[float], Sequence[float]],
+    by: str,
+    min_overlap: float,
+) -> Delta:
+    """The mean gap test - anchor over the range both (rate, quality) curves cover: by='quality'
+    integrates log10 rate over quality (BD-rate, as a percentage), by='rate' quality over log10 rate
+    (BD-quality). Refused, with the reason, for a curve of fewer than two points, a curve whose
+    quality does not rise with rate, or an overlap narrower than `min_overlap` (in x units)."""
+    for name, curve in (("anchor", anchor), ("test", test)):
+        if _curve(*curve, by) is None:
+            return Delta(None, f"the {name} curve has fewer than two distinct points")
+        if not _monotone(*curve):
+            return Delta(None, f"the {name} curve's quality does not rise with its rate")
+    a, t = _curve(*anchor, by), _curve(*test, by)
     lo, hi = max(a[0][0], t[0][0]), min(a[0][-1], t[0][-1])
+    axis = "quality" if by == "quality" else "log10 rate"
     if not hi > lo:
-        return None
-    return (Pchip(*t).integrate(lo, hi) - Pchip(*a).integrate(lo, hi)) / (hi - lo)
+        return Delta(None, f"the curves' {axis} ranges do not overlap")
+    if hi - lo < min_overlap:
+        return Delta(None, f"the curves' {axis} ranges overlap by {hi - lo:.2f} (< {min_overlap:.2f})")
+    gap = (Pchip(*t).integrate(lo, hi) - Pchip(*a).integrate(lo, hi)) / (hi - lo)
+    return Delta(100.0 * (10.0**gap - 1.0) if by == "quality" else gap)
 
 
 def bd_rate(
@@ -112,13 +152,12 @@ def bd_rate(
     anchor_quality: Sequence[float],
     test_rate: Sequence[float],
     test_quality: Sequence[float],
+    min_overlap: float = MIN_PSNR_OVERLAP_DB,
 ) -> float | None:
     """Bjontegaard delta rate of `test` against `anchor`, in percent (negative: test saves bits), over
-    the quality range both curves cover; None when they do not overlap or a curve has < 2 points."""
-    mean_diff = _mean_gap(
-        _curve(anchor_rate, anchor_quality, "quality"), _curve(test_rate, test_quality, "quality")
-    )
-    return None if mean_diff is None else 100.0 * (10.0**mean_diff - 1.0)
+    the quality range both curves cover; None where bd_delta refuses (see its reason there).
+    min_overlap is in quality units: the default is for PSNR in dB."""
+    return bd_delta((anchor_rate, anchor_quality), (test_rate, test_quality), "quality", min_overlap).value
 
 
 def bd_quality(
@@ -128,8 +167,9 @@ def bd_quality(
     test_quality: Sequence[float],
 ) -> float | None:
     """Bjontegaard delta quality (BD-PSNR in dB for PSNR) of `test` against `anchor`: the mean
-    quality difference over the log-rate range both cover; None when they do not overlap."""
-    return _mean_gap(_curve(anchor_rate, anchor_quality, "rate"), _curve(test_rate, test_quality, "rate"))
+    quality difference over the log-rate range both cover; None where bd_delta refuses."""
+    anchor, test = (anchor_rate, anchor_quality), (test_rate, test_quality)
+    return bd_delta(anchor, test, "rate", MIN_LOG_RATE_OVERLAP).value
 
 
 def psnr_at_equal_rate(

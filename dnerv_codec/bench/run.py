@@ -50,7 +50,14 @@ from ..errors import ConfigError, InputError, OutputError
 from ..options import EncodeOptions
 from ..report import Reporter
 from . import codecs as codecs_mod
-from .bdrate import bd_quality, bd_rate, psnr_at_equal_rate
+from .bdrate import (
+    MIN_MS_SSIM_OVERLAP,
+    MIN_PSNR_OVERLAP_DB,
+    bd_delta,
+    bd_quality,
+    bd_rate,
+    psnr_at_equal_rate,
+)
 from .machine import library_versions, machine_description
 
 BENCH_VERSION = 1  # part of every cache key: bump when a point's meaning changes
@@ -510,8 +517,9 @@ class _Video:
 
 
 def bd_table(points: list[dict[str, Any]], anchor: str) -> list[dict[str, Any]]:
-    """BD-rate (PSNR, MS-SSIM) and BD-PSNR of every curve against the anchor's; where the quality
-    ranges do not overlap, the mean PSNR difference at equal bpp instead (psnr_at_equal_rate)."""
+    """BD-rate (PSNR, MS-SSIM) and BD-PSNR of every curve against the anchor's, and the mean PSNR
+    difference at equal bpp (psnr_at_equal_rate), which is what is left where a BD-rate is refused
+    (bd_note says why: too small an overlap, a curve that does not rise)."""
     curves: dict[str, list[dict[str, Any]]] = {}
     for p in points:
         curves.setdefault(p["codec"], []).append(p)
@@ -526,11 +534,12 @@ def bd_table(points: list[dict[str, Any]], anchor: str) -> list[dict[str, Any]]:
         rate = [p["bpp"] for p in pts]
         psnr = [p["psnr"] for p in pts]
         row: dict[str, Any] = {"codec": name, "anchor": anchor, "points": len(pts)}
-        row["bd_rate_psnr"] = bd_rate(a_rate, [p["psnr"] for p in a], rate, psnr)
+        delta = bd_delta((a_rate, [p["psnr"] for p in a]), (rate, psnr), "quality", MIN_PSNR_OVERLAP_DB)
+        row["bd_rate_psnr"], row["bd_note"] = delta.value, delta.reason
         row["bd_psnr"] = bd_quality(a_rate, [p["psnr"] for p in a], rate, psnr)
         if all(p["ms_ssim"] is not None for p in pts + a):
             row["bd_rate_ms_ssim"] = bd_rate(
-                a_rate, [p["ms_ssim"] for p in a], rate, [p["ms_ssim"] for p in pts]
+                a_rate, [p["ms_ssim"] for p in a], rate, [p["ms_ssim"] for p in pts], MIN_MS_SSIM_OVERLAP
             )
         else:
             row["bd_rate_ms_ssim"] = None
