@@ -114,7 +114,15 @@ def print_tables(console: Console, points, bd, hits, classes, fit_min: float) ->
     console.print(rd)
 
     table = Table(title="BD-rate (negative: fewer bits at equal quality); PSNR difference at equal bpp")
-    for col in ("curve", "anchor", "BD-rate PSNR", "BD-rate MS-SSIM", "BD-PSNR dB", "dB at equal bpp"):
+    for col in (
+        "curve",
+        "anchor",
+        "BD-rate PSNR",
+        "BD-rate MS-SSIM",
+        "BD-PSNR dB",
+        "dB at equal bpp",
+        "no BD-rate because",
+    ):
         table.add_column(col)
     for row in bd:
         table.add_row(
@@ -124,6 +132,7 @@ def print_tables(console: Console, points, bd, hits, classes, fit_min: float) ->
             _fmt(row["bd_rate_ms_ssim"], "+.1f", "%"),
             _fmt(row["bd_psnr"], "+.2f"),
             _fmt(row["psnr_at_equal_rate"], "+.2f"),
+            row.get("bd_note") or "",
         )
     console.print(table)
 

@@ -370,7 +370,7 @@ def _points_table(points: list[dict[str, Any]]) -> Table:
 
 def _bd_table(rows: list[dict[str, Any]], anchor: str) -> Table:
     table = Table(
-        "codec", "BD-rate PSNR", "BD-rate MS-SSIM", "BD-PSNR", "dPSNR at equal bpp",
+        "codec", "BD-rate PSNR", "BD-rate MS-SSIM", "BD-PSNR", "dPSNR at equal bpp", "no BD-rate because",
         title=f"against {anchor} (negative BD-rate: fewer bits)",
     )  # fmt: skip
     for row in rows:
@@ -380,6 +380,7 @@ def _bd_table(rows: list[dict[str, Any]], anchor: str) -> Table:
             _percent(row["bd_rate_ms_ssim"]),
             _num(row["bd_psnr"], "+.2f"),
             _num(row["psnr_at_equal_rate"], "+.2f"),
+            escape(row.get("bd_note") or ""),
         )
     return table
 

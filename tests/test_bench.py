@@ -382,3 +382,15 @@ def test_cli_output_is_a_file_and_empty_inputs(tmp_path, tiny_clip):
     result = runner.invoke(app, ["bench", "-o", str(tmp_path / "o")])
     assert result.exit_code == 2  # usage error: no INPUTS
     assert not (tmp_path / "o").exists()
+
+
+def test_bench_table_prints_why_a_bd_rate_is_missing():
+    from rich.console import Console
+
+    from dnerv_codec.cli import _bd_table
+
+    row = {"codec": "far", "bd_rate_psnr": None, "bd_rate_ms_ssim": None, "bd_psnr": None}
+    row |= {"psnr_at_equal_rate": 20.0, "bd_note": "the curves' quality ranges do not overlap"}
+    console = Console(width=300, record=True)
+    console.print(_bd_table([row], "x265"))
+    assert "the curves' quality ranges do not overlap" in console.export_text()
