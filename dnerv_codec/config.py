@@ -45,8 +45,8 @@ class ModelConfig:
     """Frames per clip T; keyframes sit every T frames."""
     blend_residual: bool = True
     """Predict a correction on top of the distance-weighted blend of the warped keyframes, with the
-    last conv of every flow head and of the RGB head zero-initialised (measured +3.6 dB at equal
-    fitting time in our calibration). False gives the reference network's plain RGB head (conv1x1 to
+    last conv of every flow head and of the RGB head zero-initialised (measured better:
+    docs/decisions.md). False gives the reference network's plain RGB head (conv1x1 to
     (C + 3) // 4 channels, GELU, conv3x3 to RGB, as its flow heads)."""
     kind: str = "dnerv"
     """'dnerv' (keyframes + frame positions -> frames) or 'nerv', the NeRV baseline: the frame's
@@ -305,10 +305,8 @@ class Preset:
     """Working (height, width) when the inputs differ in size and no --size is given."""
 
 
-# The weight compression of the fast, default and quality presets (measured on 2 shared clips at
-# 128x160, fast preset, 360 steps: 20 % of the steps as a quantization-aware fine-tune with per-tensor
-# depths from 4..8 gave 32 % fewer archive bytes (weights 41.3 -> 21.1 kB) for 0.21 dB less PSNR than
-# plain 8-bit; 30 % pruning on top saved 1.4 kB more for 0.08 dB and is left off). tiny stays plain.
+# The weight compression of the fast, default and quality presets; tiny stays plain (measured:
+# docs/decisions.md#measured-reasons-behind-defaults-in-the-code).
 COMPRESS = QuantConfig(bits=8, finetune_frac=0.2, bit_choices=(4, 5, 6, 8))
 
 PRESETS: dict[str, Preset] = {

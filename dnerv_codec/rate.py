@@ -27,14 +27,13 @@ MAX_BPP = 24.0  # raw 8-bit RGB
 
 
 def overhead_bytes(keyframes: int) -> int:
-    """Header and container (about 500 bytes measured, more with many videos) + 8 index bytes a keyframe."""
+    """Header and container (more with many videos; docs/decisions.md) + 8 index bytes a keyframe."""
     return 600 + 8 * keyframes
 
 
 MAX_WEIGHT_SHARE = 0.1
-"""Most of the target the weights get by default. Measured (benchmarks/split.py, 2-minute fits on a
-2-core CPU): on 8 clips at 0.03 and 0.06 bpp a weight share of 0.1 beat 0.25 by 0.07-0.20 dB and 0.5
-by 0.57-0.62 dB; on 2 clips the smallest network the preset allows already takes more than 0.1."""
+"""Most of the target the weights get by default: at CPU fitting budgets a keyframe byte is worth
+more (measured with benchmarks/split.py: docs/decisions.md)."""
 LEFTOVER_SHARE = 0.05  # bytes the keyframes leave unused beyond this share of the target go to the network
 
 
@@ -76,8 +75,7 @@ def choose_fc_dim(
 
 
 def bits_per_param(quant: QuantConfig) -> float:
-    """Coded bits per parameter: about 4.2 with per-tensor depths from 4 (measured on fitted
-    networks, entropy coded), 8.2 at a plain 8 bits."""
+    """Coded bits per parameter, an estimate from fitted networks (docs/decisions.md)."""
     return 4.5 if quant.bit_choices and min(quant.bit_choices) <= 4 else 8.2
 
 

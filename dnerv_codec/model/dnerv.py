@@ -63,10 +63,8 @@ class DNeRV(FrameModel):
     def __init__(self, cfg: ModelConfig, height: int, width: int) -> None:
         super().__init__(cfg, height, width)
         zero = cfg.blend_residual
-        # Activation layout, a runtime knob (not saved). Measured on a 2-core CPU at 256x320: NHWC
-        # halves the 3x3 convs but makes GTMLP 4x and the 1x1 convs 1.5x slower, a wash overall,
-        # so NCHW, with NarrowConv2d taking the NHWC win where it is large. torch.channels_last
-        # is supported (and tested) for CUDA with mixed precision, where tensor cores want NHWC.
+        # Activation layout, a runtime knob (not saved): NCHW on a CPU, where NHWC is a wash overall
+        # (measured: docs/performance.md#activation-layout); channels_last for CUDA mixed precision.
         self.memory_format = torch.contiguous_format
 
         self.encoder = ContentEncoder(cfg.enc_dim, cfg.strides)
@@ -151,8 +149,7 @@ class DNeRV(FrameModel):
         1x1 conv commutes with the pixel shuffle: so both run as ONE matmul on z, and only their
         few output channels are shuffled into frames. The wide full-resolution features are never
         laid out as frames, concatenated, or read twice. Same parameters and result as
-        head(cat[x, out_flow(x)]). Measured at the reference 128x160 shape, 2-core CPU, 3 runs
-        alternating with the plain path: fit step 13-18% faster, decode 6-10%.
+        head(cat[x, out_flow(x)]), and faster (measured: docs/performance.md#fused-heads).
         Returns the head's output and the blend, [N, 3, H, W] each.
         """
         c, s, _, t, b, h, wd = z.shape
