@@ -160,3 +160,74 @@ def test_a_run_follows_its_schedule_and_hooks():
     assert reports[-1].fraction == 1.0
     assert schedule.progress(5, 0.0) == 0.5
     assert Schedule(curve, steps=None, seconds=10.0).progress(0, 6.0) == 0.6
+
+
+# ---------------------------------------------------------------- the clock: time limits, checkpoints
+
+
+class _StepClock:
+    """A clock that moves only when a step ends, by `per_step` seconds (no timed test)."""
+
+    def __init__(self, trainer: Trainer, per_step: float) -> None:
+        self.now, self.per_step = 1000.0, per_step
+        trainer.clock = lambda: self.now
+        real = trainer.train_step
+
+        def train_step(*args, **kwargs):
+            out = real(*args, **kwargs)
+            self.now += per_step
+            return out
+
+        trainer.train_step = train_step
+
+
+def _trainer(cfg: FitConfig, per_step: float) -> Trainer:
+    torch.manual_seed(0)
+    trainer = Trainer(DNeRV(CFG, 16, 24), _data(), cfg, torch.device("cpu"))
+    _StepClock(trainer, per_step)
+    return trainer
+
+
+def test_time_limited_fit_stops_at_its_limit():
+    # 0.5 minutes at 2 s a step: 15 steps, whatever the epochs allow (an upper bound)
+    trainer = _trainer(FitConfig(epochs=100, time_limit=0.5, batch_size=2, lr=1e-2), per_step=2.0)
+    result = trainer.run()
+    assert result.steps == 15 and result.seconds == pytest.approx(30.0)
+    trainer = _trainer(FitConfig(epochs=100, time_limit=0.5, batch_size=2), per_step=2.0)
+    trainer.budget_share = 0.8  # the compression fine-tune takes the rest
+    assert trainer.run().steps == 12
+
+
+def test_periodic_checkpoints_come_every_checkpoint_min():
+    cfg = FitConfig(epochs=4, batch_size=2, lr=1e-2, checkpoint_min=0.1)  # every 6 s
+    trainer = _trainer(cfg, per_step=2.0)
+    saved = []
+    trainer.run(on_checkpoint=lambda: saved.append(trainer.step))
+    assert saved == [4, 8, 12]  # 12 steps of 2 s: at the first step more than 6 s after the last save
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing after it runs."""
+
+
+def test_resume_from_a_periodic_checkpoint_is_the_uninterrupted_fit():
+    cfg = FitConfig(epochs=4, batch_size=2, lr=1e-2, checkpoint_min=0.1)
+    whole = _trainer(cfg, per_step=2.0)
+    whole.run()
+
+    first = _trainer(cfg, per_step=2.0)
+    kept = {}
+
+    def save_then_die():
+        kept.update(tensors=first.state_tensors(), step=first.step, elapsed=first.elapsed)
+        raise _Killed
+
+    with pytest.raises(_Killed):
+        first.run(on_checkpoint=save_then_die)
+    assert kept["step"] == 4
+
+    resumed = _trainer(cfg, per_step=2.0)
+    resumed.load_state({k: v.clone() for k, v in kept["tensors"].items()}, kept["step"], kept["elapsed"])
+    assert resumed.run().steps == whole.step
+    for a, b in zip(whole.net.parameters(), resumed.net.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -9,7 +9,6 @@ budget (rate control) bytes are priced higher until the estimate fits, checked w
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -82,7 +81,7 @@ def _measure(trainer: Trainer, choice: _Choice, deadline: float | None) -> dict[
     base = _mse(trainer, batch)
     measured: dict[str, Table] = {}
     for n in choice.candidates:
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and trainer.clock() > deadline:
             break
         table = {quant.bits: (choice.rates[n], 0.0)}
         for b in sorted(set(quant.bit_choices) - {quant.bits}):

@@ -4,7 +4,6 @@ boundary, progress reports) with the quantizer and the pruning masks in every st
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 
 import torch
@@ -66,7 +65,7 @@ def finetune(
     start) count against it. Returns the steps taken."""
     cfg, first = trainer.cfg, trainer.step
     steps, seconds = finetune_budget(trainer, quant)
-    spent, _ = trainer.dist.agree(time.monotonic() - started, False)  # one number on every process
+    spent, _ = trainer.dist.agree(trainer.clock() - started, False)  # one number on every process
     curve = dataclasses.replace(cfg, lr=cfg.lr * FINETUNE_LR, warmup_frac=0.0)
     schedule = Schedule(curve, steps, seconds, first_step=first, spent=spent)
 

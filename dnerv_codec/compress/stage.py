@@ -13,7 +13,6 @@ the rest (Trainer.budget_share, set by fit_share), so fit + stage stay within th
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,7 +58,7 @@ def compress_weights(
 
     other_bytes: the rest of the archive (keyframes), which prices the weight bytes in the bit-depth
     choice. Every process of a distributed fit calls this; all but rank 0 may ignore the result."""
-    started = time.monotonic()
+    started = trainer.clock()
     params = dict(trainer.net.named_parameters())
     masks = magnitude_masks(params.items(), quant.sparsity) if quant.sparsity > 0 else {}
     apply_masks(params, masks)
@@ -79,7 +78,7 @@ def compress_weights(
         quant=dataclasses.replace(quant, tensor_bits=None if uniform else tensor_bits),
         report=report,
         steps=steps,
-        seconds=time.monotonic() - started,
+        seconds=trainer.clock() - started,
         sparsity=sparsity_of(params, masks),
         bits=dict(zip(state, tensor_bits, strict=True)),
     )

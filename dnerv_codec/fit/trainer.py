@@ -181,6 +181,7 @@ class Trainer:
         # when the compression fine-tune (dnerv_codec/compress/stage.py) takes the rest.
         self.budget_share = 1.0
         self.hooks: StepHooks | None = None  # those of the run in progress
+        self.clock: Callable[[], float] = time.monotonic  # seconds; tests give a clock of their own
 
     # -- schedule --------------------------------------------------------------------------
     def fit_schedule(self) -> Schedule:
@@ -282,13 +283,13 @@ class Trainer:
     def _loop(self, schedule: Schedule, on_progress, on_checkpoint) -> tuple[tuple | None, float]:
         """The steps of run(); returns the last step's (loss, mse) (None when no step was taken) and
         the progress at the end."""
-        start, before = time.monotonic(), self.elapsed
-        last_save = reported = time.monotonic()
+        start, before = self.clock(), self.elapsed
+        last_save = reported = self.clock()
         last = None
         with _deferred_interrupt() as interrupted, self.prefetched_batches() as batches:
             while True:
                 # every process follows the same clock and stops together (one all-reduce a step)
-                ran, stop_now = self.dist.agree(time.monotonic() - start, interrupted())
+                ran, stop_now = self.dist.agree(self.clock() - start, interrupted())
                 if stop_now:
                     if on_checkpoint is not None:
                         on_checkpoint()
@@ -299,15 +300,15 @@ class Trainer:
                 global_batch, host = next(batches)
                 last = self.train_step(global_batch, learning_rate(schedule.curve, progress), host)
                 self.step += 1
-                self.elapsed = before + time.monotonic() - start
+                self.elapsed = before + self.clock() - start
                 # Reading the loss waits for a GPU to finish the step: a few times a second only.
-                if on_progress is not None and time.monotonic() - reported >= REPORT_EVERY_S:
-                    now = schedule.progress(self.step, schedule.spent + time.monotonic() - start)
+                if on_progress is not None and self.clock() - reported >= REPORT_EVERY_S:
+                    now = schedule.progress(self.step, schedule.spent + self.clock() - start)
                     on_progress(self._progress_report(*last, now))
-                    reported = time.monotonic()
-                if on_checkpoint is not None and time.monotonic() - last_save > 60 * self.cfg.checkpoint_min:
+                    reported = self.clock()
+                if on_checkpoint is not None and self.clock() - last_save > 60 * self.cfg.checkpoint_min:
                     on_checkpoint()
-                    last_save = time.monotonic()
+                    last_save = self.clock()
 
     def _progress_report(self, loss_t: torch.Tensor, mse_t: torch.Tensor, progress: float) -> FitProgress:
         loss, psnr = _loss_and_psnr(loss_t, mse_t)
