@@ -191,3 +191,30 @@ def test_ctrl_c_in_the_fine_tune_stops_at_a_step_boundary(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         compress_weights(trainer, QuantConfig(bits=8, finetune_frac=0.5))
     assert trainer.step == 8 and trainer.hooks is None
+
+
+def test_ctrl_c_while_compressing_resumes_to_the_uninterrupted_archive(tmp_path, monkeypatch):
+    """The fit's end is checkpointed before the compression stage, so the --resume that the
+    Interrupted message asks for has something to resume (before, no checkpoint was there)."""
+    clip = make_video(tmp_path / "v.mkv", moving_frames(12, 32, 32, seed=4))
+    quant = QuantConfig(bits=8, finetune_frac=0.3, bit_choices=(4, 8))
+    kw = dict(preset="tiny", epochs=3, size=(32, 32), device="cpu", quant=quant)
+    whole = tmp_path / "whole.dnv"
+    dn.encode(clip, whole, **kw)
+
+    out, real = tmp_path / "cut.dnv", Trainer.train_step
+
+    def train_step(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        if self.hooks is not None:  # a fine-tune step: Ctrl-C
+            signal.raise_signal(signal.SIGINT)
+        return result
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "train_step", train_step)
+        with pytest.raises(dn.Interrupted, match="while compressing.*--resume"):
+            dn.encode(clip, out, **kw)
+    checkpoint = out.with_name(out.name + ".ckpt")
+    assert checkpoint.exists() and not out.exists()
+    dn.encode(clip, out, resume=True, **kw)
+    assert out.read_bytes() == whole.read_bytes() and not checkpoint.exists()

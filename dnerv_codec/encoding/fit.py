@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..compress.stage import fit_share
+from ..compress.stage import fit_share, stage_active
 from ..errors import Interrupted, ResumeError
 from ..fit.checkpoint import Checkpoint
 from ..fit.data import ClipData
@@ -90,7 +90,10 @@ def fit_network(
     reporter.info(f"network: {params:,} parameters (fc_dim {configs.model.fc_dim})")
     trainer.budget_share = fit_share(configs.quant)  # the compression fine-tune takes the rest
     save = _checkpointer(trainer, resume, colours, keys.blobs) if ctx.is_main else None
-    return Fitted(trainer, colours, _run(trainer, save, resume.path, reporter), params)
+    result = _run(trainer, save, resume.path, reporter)
+    if save is not None and stage_active(configs.quant):
+        save()  # the end of the fit: an interrupted compression stage resumes from here
+    return Fitted(trainer, colours, result, params)
 
 
 def _checkpointer(trainer: Trainer, resume: Resume, colours: Normalisation, blobs: list[bytes]):
