@@ -105,6 +105,7 @@ def test_nproc_two_writes_an_archive_that_decodes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["frames"] == 24 and out.stat().st_size == report["bytes"]
+    assert report["processes"] == 2  # both took part in the fit (a fit that ignored --nproc says 1)
     archive = Archive(out, "cpu")
     frames = torch.cat([archive.decode_clip(c.index) for c in archive.clips])
     assert frames.shape == (24, 32, 32, 3)

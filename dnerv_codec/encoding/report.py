@@ -38,6 +38,7 @@ class EncodeReport:
     fit_steps: int
     fit_epochs: float
     device: str
+    processes: int = 1  # that fitted together (torchrun)
     sections: dict[str, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -57,6 +58,7 @@ class EncodeReport:
             "fit_seconds": self.fit_seconds,
             "fit_epochs": self.fit_epochs,
             "device": self.device,
+            "processes": self.processes,
             "sections": self.sections,
             "output": str(self.output),
         }
@@ -124,6 +126,7 @@ def make_report(
         fit_steps=fitted.result.steps,
         fit_epochs=fitted.result.epochs,
         device=str(device),
+        processes=fitted.trainer.world,
         sections={SECTION_NAMES[tag]: size.sections[tag] for tag in SECTION_NAMES}
         | {"container": size.container},
         skipped=[(str(p), r) for p, r in skipped],
