@@ -73,5 +73,7 @@ def unpack(data: bytes) -> tuple[Header, np.ndarray]:
         raise ArchiveError(f"coded image too large ({h1 + 1}x{w1 + 1})")
     offsets = tuple((off[2 * i], off[2 * i + 1]) for i in range(3))
     words = np.frombuffer(body, "<u4", offset=_HEAD.size).astype(np.uint32)
+    if not len(words):  # every coded image has at least one word; an empty one decoded to a picture
+        raise ArchiveError("coded image truncated (no payload after the header)")
     deblock = (strengths & 15, strengths >> 4 & 15, strengths >> 8)
     return Header(h1 + 1, w1 + 1, quality, bool(flags & FLAG_420), offsets, deblock), words
