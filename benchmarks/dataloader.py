@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import dnerv_codec as dn
-from dnerv_codec.bench.machine import library_versions, machine_description
+from dnerv_codec.bench.machine import library_versions, machine_description, provenance
 from dnerv_codec.device import resolve_device
 from dnerv_codec.metrics import QualityMeter
 from dnerv_codec.video.read import iter_frames
@@ -321,6 +321,7 @@ def main() -> None:
         "h264": [{k: v for k, v in h.items() if k != "paths"} for h in h264],
         "source_bytes": source_bytes,
         "loaders": results,
+        "provenance": provenance(),
         "machine": {**machine_description(), "decode_device": device, "load_average": os.getloadavg()},
         "versions": library_versions(),
         "seconds": time.perf_counter() - started,

@@ -27,7 +27,7 @@ import torch.multiprocessing as mp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
+from dnerv_codec.bench.machine import library_versions, machine_description, provenance  # noqa: E402
 from dnerv_codec.clips import Layout, VideoEntry  # noqa: E402
 from dnerv_codec.config import PRESETS, FitConfig  # noqa: E402
 from dnerv_codec.fit.data import ClipData  # noqa: E402
@@ -115,6 +115,7 @@ def main() -> None:
         "global_batch": args.batch,
         "rows": rows,
         "speedup": speedup,
+        "provenance": provenance(),
         "machine": machine_description(),
         "versions": library_versions(),
     }

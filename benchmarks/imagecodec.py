@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from dnerv_codec import imagecodec  # noqa: E402
 from dnerv_codec.bench.bdrate import bd_rate  # noqa: E402
-from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
+from dnerv_codec.bench.machine import library_versions, machine_description, provenance  # noqa: E402
 from dnerv_codec.config import KeyframeConfig  # noqa: E402
 from dnerv_codec.keyframes import decode_keyframes, encode_keyframes  # noqa: E402
 from dnerv_codec.metrics import frame_psnr  # noqa: E402
@@ -165,6 +165,7 @@ def main() -> None:
         "size": list(SIZE),
         "step": args.step,
         "quick": args.quick,
+        "provenance": provenance(),
         "machine": machine_description(),
         "versions": library_versions(),
         "anchor": ANCHOR,

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dnerv_codec.bench.bdrate import bd_rate  # noqa: E402
-from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
+from dnerv_codec.bench.machine import library_versions, machine_description, provenance  # noqa: E402
 from dnerv_codec.clips import keyframe_positions  # noqa: E402
 from dnerv_codec.config import KeyframeConfig  # noqa: E402
 from dnerv_codec.keyframes import decode_keyframes, decode_spans, encode_keyframes  # noqa: E402
@@ -154,6 +154,7 @@ def main() -> None:
         "size": list(videos[0].shape[1:3]),
         "clip_len": CLIP_LEN,
         "quick": args.quick,
+        "provenance": provenance(),
         "machine": machine_description(),
         "versions": library_versions(),
         "anchor": {"codec": ANCHOR[0], "gop": ANCHOR[1]},

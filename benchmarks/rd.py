@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
+from dnerv_codec.bench.machine import library_versions, machine_description, provenance  # noqa: E402
 from dnerv_codec.bench.plot import plot_rd  # noqa: E402
 from dnerv_codec.bench.run import DnervSetting, bd_table, run_bench  # noqa: E402
 from dnerv_codec.config import QuantConfig  # noqa: E402
@@ -212,6 +212,7 @@ def main() -> None:
         "bd": bd,
         "bpp_hit_accuracy": hits,
         "weight_classes": classes,
+        "provenance": provenance(),
         "machine": machine_description(),
         "versions": library_versions(),
         "points_computed": result.computed,

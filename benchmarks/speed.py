@@ -585,7 +585,7 @@ def main() -> None:
         run_as_worker(args.worker)
         return
 
-    from dnerv_codec.bench.machine import library_versions, machine_description
+    from dnerv_codec.bench.machine import library_versions, machine_description, provenance
     from dnerv_codec.device import resolve_device
 
     device = resolve_device(args.device)
@@ -606,6 +606,7 @@ def main() -> None:
         "rows": rows,
         "flatness": flat,
         "side_by_side": side,
+        "provenance": provenance(),
         "machine": {**machine_description(), "device": str(device), "load_average_end": os.getloadavg()},
         "versions": library_versions(),
         "quick": args.quick,

@@ -27,7 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import dnerv_codec as dn  # noqa: E402
-from dnerv_codec.bench.machine import library_versions, machine_description  # noqa: E402
+from dnerv_codec.bench.machine import library_versions, machine_description, provenance  # noqa: E402
 
 TARGETS = (0.03, 0.06)
 SHARES = (0.1, 0.25, 0.5)
@@ -101,6 +101,7 @@ def main() -> None:
         "fit_min": args.fit_min,
         "rows": rows,
         "best": best,
+        "provenance": provenance(),
         "machine": machine_description(),
         "versions": library_versions(),
         "seconds": time.monotonic() - started,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import subprocess
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import make_video, moving_frames
+from conftest import ROOT, make_video, moving_frames
 
+from dnerv_codec import __version__
 from dnerv_codec.bench import bdrate
 from dnerv_codec.bench.codecs import CODECS, code_video
 from dnerv_codec.bench.run import DnervSetting, parse_codecs, run_bench
@@ -206,6 +208,9 @@ def test_run_caches_every_point(tmp_path, tiny_clip, monkeypatch):
 
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["machine"]["cores"] and doc["versions"]["av"] and len(doc["points"]) == len(first.points)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert doc["provenance"]["commit"] == (commit.stdout.strip() or None)
+    assert isinstance(doc["provenance"]["command"], list)
     rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
     assert {r["codec"] for r in rows} >= {"x264-medium", "dnerv", "blend"}
 
@@ -394,3 +399,19 @@ def test_bench_table_prints_why_a_bd_rate_is_missing():
     console = Console(width=300, record=True)
     console.print(_bd_table([row], "x265"))
     assert "the curves' quality ranges do not overlap" in console.export_text()
+
+
+def test_cache_keys_change_with_the_code_the_point_depends_on(tmp_path):
+    from dnerv_codec.bench.run import code_version
+
+    (tmp_path / "sub").mkdir()
+    used, other = tmp_path / "sub" / "used.py", tmp_path / "other.py"
+    used.write_text("x = 1\n")
+    other.write_text("y = 1\n")
+    only_used, everything = code_version(("sub/used.py",), tmp_path), code_version(None, tmp_path)
+    other.write_text("y = 2\n")
+    assert code_version.__wrapped__(("sub/used.py",), tmp_path) == only_used  # not a dependency
+    assert code_version.__wrapped__(None, tmp_path) != everything
+    used.write_text("x = 2\n")
+    assert code_version.__wrapped__(("sub/used.py",), tmp_path) != only_used
+    assert code_version().startswith(__version__ + "+")

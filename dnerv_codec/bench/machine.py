@@ -1,10 +1,12 @@
-"""The machine and library versions that every benchmark records beside its figures (`dnerv bench`
-and benchmarks/*.py), described once."""
+"""The machine, library versions and provenance (commit, command line) that every benchmark records
+beside its figures (`dnerv bench` and benchmarks/*.py), described once."""
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,26 @@ def library_versions() -> dict[str, Any]:
         except Exception:
             versions[name] = None
     return versions
+
+
+def provenance() -> dict[str, Any]:
+    """What produced a result: the command line, and the git commit of the dnerv checkout with
+    whether its tracked files differed from it (None where dnerv is not run from a checkout)."""
+    checkout = Path(__file__).resolve().parent.parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(checkout), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "commit": commit.strip() if commit else None,
+        "dirty": bool(status.strip()) if status is not None else None,
+    }

@@ -4,7 +4,8 @@ run_bench(inputs, out_dir, ...) finds the videos as `dnerv encode` does, fixes t
 encode would, and computes:
 
 - standard codecs (codecs.py): one point per video and CRF, cached in out_dir/points/CODEC/KEY.json
-  (KEY = sha256 of the codec, its settings, the video's content hash and the working size); a
+  (KEY = sha256 of the codec, its settings, the video's content hash, the working size and the
+  version of the code the point depends on: code_version); a
   collection point per CRF sums the bits of all videos and averages PSNR / MS-SSIM over all frames
   (the frame-weighted mean of the per-video means).
 - dnerv: one `dn.encode` of ALL the videos per setting of the ladder (keyframe quality, preset,
@@ -22,7 +23,8 @@ encode would, and computes:
 
 --quick codes the first QUICK_FRAMES frames of each video (written once, losslessly, to
 out_dir/quick-inputs) with 3 CRFs per codec, the veryslow presets only, and 45-second fits.
-A rerun loads every cached point and computes only what is missing; recompute=True computes all.
+A rerun loads every cached point and computes only what is missing (a point computed by other code
+is missing); recompute=True computes all.
 The anchor's ladder is always computed (the BD-rate table needs it).
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -58,7 +61,7 @@ from .bdrate import (
     bd_rate,
     psnr_at_equal_rate,
 )
-from .machine import library_versions, machine_description
+from .machine import library_versions, machine_description, provenance
 
 BENCH_VERSION = 1  # part of every cache key: bump when a point's meaning changes
 FAMILIES = ("x264", "x265", "av1", "blend", "dnerv", "nerv")
@@ -224,6 +227,22 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+# What the points of the standard codecs depend on in dnerv_codec (the neural points: all of it)
+_CODEC_SOURCES = ("bench/codecs.py", "keyframes.py", "metrics.py", "video/read.py", "video/colour.py")
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def code_version(sources: tuple[str, ...] | None = None, root: Path = _PACKAGE) -> str:
+    """The package version and a hash of the source files `sources` (paths under `root`, the
+    dnerv_codec package; None: every .py in it). In every cache key: a code change computes again."""
+    paths = sorted(root.rglob("*.py")) if sources is None else [root / s for s in sources]
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
+
+
 def cache_key(doc: dict[str, Any]) -> str:
     text = json.dumps({"bench_version": BENCH_VERSION, **doc}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -317,6 +336,7 @@ def _codec_points(
             codec = codecs_mod.CODECS[name]
             for crf in codec.ladder(quick):
                 key_doc = {"codec": name, "settings": codec.settings(crf), "input": v.hash, "size": size}
+                key_doc["code"] = code_version(_CODEC_SOURCES)
                 key = cache_key(key_doc)
                 point = cache.load(name, key)
                 per_point.setdefault((name, crf), []).append(point)
@@ -356,6 +376,7 @@ def _fit(videos, size, setting: DnervSetting, group: str, ctx: _Context) -> dict
         "settings": setting.key_doc(),
         "inputs": [v.hash for v in videos],
         "size": size,
+        "code": code_version(),
     }
     key = cache_key(key_doc)
     point = ctx.cache.load(group, key)
@@ -760,6 +781,7 @@ def _results_doc(
 ) -> dict[str, Any]:
     return {
         "settings": settings,
+        "provenance": provenance(),
         "machine": machine_description(),
         "versions": library_versions(),
         "points": points,
