@@ -17,8 +17,8 @@ Measurements, each in its own subprocess (so resident-memory peaks do not mix):
   decode   (a) network only: RGB frames in memory from keyframes already decoded, batch 1 (one clip
            at a time) and batched; (b) Archive.iter_clips end to end (keyframes read and decoded from
            the archive too), batch 1 and batched; (c) as (b) for one clip at a time, plus writing an
-           FFV1 .mkv with video.write.write_video. The archive holds the network with its initial
-           weights, quantized and coded as encode would (weights do not change the cost).
+           FFV1 .mkv with video.write.write_video. The archive is written by encode from the first
+           video with the default preset's settings and the working point's network, briefly fitted.
   first    a cold `python -c` that opens the archive and decodes one random clip: wall time.
   memory   peak resident memory (VmHWM) of every subprocess above, and the flatness check: the same reference
            128x160 fit (a few steps) and the data pipeline over the same number of batches (16
@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"  # the shared clips beside the checkout
 POINTS = ((128, 160), (256, 320))
+TRAINED_EPOCHS = 2  # the decode rows read a fitted, compressed network (its cost does not depend on it)
 
 
 def log(message: str) -> None:
@@ -112,35 +113,17 @@ def build_cache(folder: Path, files: list[Path], size: tuple[int, int], repeat: 
     return entries
 
 
-def build_archive(path: Path, shape: str, size: tuple[int, int], entries: list[dict]) -> None:
-    """An archive of these videos: HEVC keyframes and the initial network's coded weights."""
-    import numpy as np
-    import torch
-
-    from dnerv_codec.archive.format import ArchiveHeader
-    from dnerv_codec.archive.write import write_archive
-    from dnerv_codec.clips import Layout, VideoEntry
-    from dnerv_codec.compress.weights import pack_state
-    from dnerv_codec.config import KeyframeConfig, QuantConfig
-    from dnerv_codec.keyframes import encode_keyframes
-    from dnerv_codec.model.dnerv import DNeRV
-    from dnerv_codec.video.cache import open_frames
+def build_archive(path: Path, shape: str, size: tuple[int, int], video: Path, device) -> None:
+    """An archive of one video written by encode with the default preset's settings (keyframes in
+    groups of 8, bit depths chosen per tensor, the quantization-aware fine-tune) and this working
+    point's network, fitted for TRAINED_EPOCHS: decoding reads real, compressed weights."""
+    import dnerv_codec as dn
 
     cfg = model_config(shape, *size)
-    h, w = size
-    videos = [VideoEntry(e["name"], 25.0, e["frames"], w, h) for e in entries]
-    layout = Layout.build(videos, cfg.clip_len)
-    frames = [open_frames(Path(e["file"]), h, w) for e in entries]
-    keys = np.stack([frames[v][f] for v, f in layout.keyframes])
-    key_cfg = KeyframeConfig()
-    blobs = encode_keyframes(keys, key_cfg)
-    torch.manual_seed(0)
-    model = DNeRV(cfg, h, w)
-    weights, _ = pack_state(model.learned_state(), QuantConfig().bits)
-    header = ArchiveHeader(
-        h, w, (0.45, 0.45, 0.45), (0.25, 0.25, 0.25), cfg, key_cfg, QuantConfig(), tuple(videos)
-    )
-    write_archive(path, header, blobs, weights, force=True)
+    dn.encode(
+        video, path, preset="default", size=size, epochs=TRAINED_EPOCHS, model=cfg, fc_dim=cfg.fc_dim,
+        device=str(device), force=True,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ workers (subprocesses)
@@ -531,7 +514,7 @@ def measure_points(args, work: Path, files: list[Path], device) -> list[dict]:
             }
             fits = measure_fits(args, base, name, big, cuda)
             archive = work / f"{name}.dnv"
-            build_archive(archive, shape, size, entries[:1])
+            build_archive(archive, shape, size, files[0], device)
             decode = measure_decode(args, base, name, archive, big, cuda)
             first = measure_first_frame(name, archive)
             decode["params"] = fits[-1].get("params")
@@ -674,7 +657,14 @@ def side_by_side(args, device) -> dict:
                 a / b for a, b in zip(cell["round_fps"], published["round_fps"], strict=True)
             ]
             cell["vs_published_paired"] = statistics.median(cell["round_ratios"])
-    return {"code": str(args.published), "rounds": rounds, "params": params, "cells": cells}
+    code = {"code": str(args.published), "commit": _commit_of(args.published)}
+    return {**code, "rounds": rounds, "params": params, "cells": cells}
+
+
+def _commit_of(checkout: Path) -> str | None:
+    """The git commit of the published code's checkout (a `fetch` snapshot or a clone), if any."""
+    out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _row_items(r: dict) -> list[tuple[str, float]]:
