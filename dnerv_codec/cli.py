@@ -18,14 +18,35 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .console import RichReporter, console
+from .console import RichReporter, console, results
 from .errors import DnervError, Interrupted
 from .options import EncodeOptions
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Neural video codec: many videos, one D-NeRV archive."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Neural video codec: many videos, one D-NeRV archive.",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 T = TypeVar("T")
+_QUIET_HELP = "Print nothing but errors (no progress, no summary)."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        results.print(f"dnerv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
 
 
 def _line(exc: BaseException) -> str:
@@ -84,7 +105,7 @@ def _encode_parameter(f: dataclasses.Field, hints: dict[str, Any]) -> inspect.Pa
 
 _CLI_ONLY = [  # options of the command itself, not of the encode
     _keyword("as_json", False, bool, typer.Option("--json", help="Print one JSON object on stdout.")),
-    _keyword("quiet", False, bool, typer.Option("--quiet", "-q", help="No progress bars.")),
+    _keyword("quiet", False, bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)),
     _keyword(
         "nproc",
         1,
@@ -108,13 +129,13 @@ def encode(*, as_json: bool, quiet: bool, nproc: int, **options: Any) -> None:
         raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))
     from . import encode as run_encode
 
-    report = _run(lambda: run_encode(**options, reporter=RichReporter(quiet=quiet or as_json)))
+    report = _run(lambda: run_encode(**options, reporter=RichReporter(quiet or as_json, not quiet)))
     if report is None:  # a torchrun worker other than rank 0: rank 0 reports
         return
     if as_json:
         _emit_json(report.to_json())
-        return
-    _print_encode_report(report)
+    elif not quiet:
+        _print_encode_report(report)
 
 
 # typer reads the command's options from its signature: the fields of options.EncodeOptions
@@ -138,7 +159,7 @@ def _print_encode_report(report) -> None:
         ("total time", f"{report.seconds:.0f} s"),
     ]:
         table.add_row(key, value)
-    console.print(table)
+    results.print(table)
 
 
 @app.command()
@@ -162,6 +183,7 @@ def decode(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
 ) -> None:
     """Decode one clip, one video or everything from an archive."""
     from .decode import Archive
@@ -175,7 +197,7 @@ def decode(
         if all_videos:
             if reference is not None:
                 raise InputError("--reference goes with --clip or --video, not --all")
-            return decode_all(opened, output, fmt, size, force, RichReporter(quiet=as_json))
+            return decode_all(opened, output, fmt, size, force, RichReporter(as_json or quiet, not quiet))
         return [decode_to_file(opened, output, clip, video, size, reference, force)]
 
     reports = _run(work)
@@ -187,12 +209,12 @@ def decode(
             else {"output": str(output), "frames": sum(r.frames for r in reports), "files": docs}
         )
         return
-    for r in reports:
+    for r in [] if quiet else reports:
         line = f"wrote {escape(str(r.output))} ({r.frames} frames)"
         if r.psnr is not None:
             ms = f"{r.ms_ssim:.4f}" if r.ms_ssim is not None else "n/a"
             line += f": PSNR {r.psnr:.2f} dB, MS-SSIM {ms}"
-        console.print(line, soft_wrap=True)
+        results.print(line, soft_wrap=True)
 
 
 @app.command()
@@ -208,7 +230,7 @@ def info(
     if as_json:
         _emit_json(doc)
         return
-    console.print(
+    results.print(
         f"[bold]{escape(str(archive))}[/]: format {doc['format_version']}, written by {escape(doc['writer'])}"
     )
     keyframes = "no keyframes"
@@ -217,16 +239,16 @@ def info(
             f"{doc['keyframes']} keyframes ({doc['keyframe_codec']} q{doc['keyframe_quality']} "
             f"gop {doc['keyframe_gop']})"
         )
-    console.print(
+    results.print(
         f"{len(doc['videos'])} videos, {len(doc['clips'])} clips, {doc['frames']} frames at "
         f"{doc['height']}x{doc['width']}; {doc['model']['kind']} network of {doc['params']:,} parameters "
         f"({depth_label(doc['weight_depths'])}), {keyframes}"
     )
-    console.print(_videos_table(doc["videos"]))
+    results.print(_videos_table(doc["videos"]))
     if clips:
-        console.print(_clips_table(doc["clips"]))
-    console.print(_sections_table(doc))
-    console.print(_weights_table(doc["weights"]))
+        results.print(_clips_table(doc["clips"]))
+    results.print(_sections_table(doc))
+    results.print(_weights_table(doc["weights"]))
 
 
 def _videos_table(videos: list[dict[str, Any]]) -> Table:
@@ -306,7 +328,7 @@ def bench(
     size: Annotated[
         str | None, typer.Option(help="Working size HEIGHTxWIDTH (default: as `dnerv encode` picks it).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
 ) -> None:
     """Rate-distortion and speed of dnerv against x264, x265, SVT-AV1, NeRV and the keyframe blend."""
     from .bench.run import run_bench
@@ -323,17 +345,19 @@ def bench(
             recompute=recompute,
             anchor=anchor,
             size=None if size is None else parse_size(size),
-            reporter=RichReporter(quiet=quiet),
+            reporter=RichReporter(quiet, not quiet),
         )
 
-    _print_bench(_run(work))
+    result = _run(work)
+    if not quiet:
+        _print_bench(result)
 
 
 def _print_bench(result) -> None:
-    console.print(_points_table(result.points))
+    results.print(_points_table(result.points))
     if result.bd:
-        console.print(_bd_table(result.bd, result.anchor))
-    console.print(
+        results.print(_bd_table(result.bd, result.anchor))
+    results.print(
         f"{result.computed} point(s) computed, {result.cached} from the cache; wrote "
         + ", ".join(escape(str(f)) for f in result.files.values()),
         soft_wrap=True,

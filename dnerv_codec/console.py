@@ -1,5 +1,6 @@
-"""One rich console (on stderr, so --json output on stdout stays clean) and a Reporter that draws
-rich progress bars."""
+"""The two rich consoles: `results` on stdout (tables and summaries, so `dnerv info a.dnv > a.txt`
+keeps them) and `console` on stderr (progress, warnings, errors); and a Reporter that draws rich
+progress bars."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from rich.progress import (
 from .report import Reporter, Task
 
 console = Console(stderr=True, highlight=False)
+results = Console(highlight=False)
 
 
 class _RichTask(Task):
@@ -41,15 +43,18 @@ class _RichTask(Task):
 
 
 class RichReporter(Reporter):
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
+    """quiet: no progress bars or info lines; warnings=False: no warnings either (-q)."""
+
+    def __init__(self, quiet: bool = False, warnings: bool = True) -> None:
+        self.quiet, self.warnings = quiet, warnings
 
     def info(self, message: str) -> None:
         if not self.quiet:
             console.print(escape(message), soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        if self.warnings:
+            console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     @contextmanager
     def task(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Task]:

@@ -450,3 +450,37 @@ def test_archive_mode_follows_umask(reference_run):
     umask = os.umask(0)
     os.umask(umask)
     assert reference_run.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# ---------------------------------------------------------------- stdout, stderr, -q, --version
+
+
+def test_info_tables_go_to_stdout(runner, tiny_archive):
+    """`dnerv info a.dnv > info.txt` keeps the tables (progress and warnings alone go to stderr)."""
+    result = runner.invoke(app, ["info", str(tiny_archive.path)])
+    assert result.exit_code == 0
+    assert "section" in result.stdout and "weights" in result.stdout and result.stderr == ""
+
+
+def test_quiet_prints_nothing_but_errors(runner, tmp_path):
+    video = make_video(tmp_path / "v.mkv", moving_frames(9, 32, 32))
+    out = tmp_path / "q.dnv"
+    args = ["encode", str(video), "-o", str(out), "--preset", "tiny", "--epochs", "1", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and out.exists()
+    assert result.stdout == "" and result.stderr == ""
+    result = runner.invoke(app, ["decode", str(out), "--clip", "0", "-o", str(tmp_path / "c.mkv"), "-q"])
+    assert result.exit_code == 0 and (tmp_path / "c.mkv").exists()
+    assert result.stdout == "" and result.stderr == ""
+    result = runner.invoke(app, ["decode", str(tmp_path / "none.dnv"), "--clip", "0", "-o", "x.mkv", "-q"])
+    assert result.exit_code == 1 and result.stdout == "" and "error:" in result.stderr
+
+
+def test_version_and_short_help(runner):
+    from dnerv_codec import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"dnerv {__version__}"
+    for args in (["-h"], ["encode", "-h"], ["decode", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage" in result.stdout, args
