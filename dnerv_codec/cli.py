@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .console import RichReporter, console, results
-from .errors import DnervError, Interrupted
+from .errors import ConfigError, DnervError, Interrupted
 from .options import EncodeOptions
 
 app = typer.Typer(
@@ -121,8 +121,14 @@ def _encode_signature() -> inspect.Signature:
     return inspect.Signature([*table, *_CLI_ONLY])
 
 
+def _check_nproc(nproc: int) -> None:
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
+
+
 def encode(*, as_json: bool, quiet: bool, nproc: int, **options: Any) -> None:
     """Fit one D-NeRV network to all INPUTS and write one archive."""
+    _run(lambda: _check_nproc(nproc))
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from .fit.distributed import launch
 
@@ -173,7 +179,9 @@ def decode(
     all_videos: Annotated[
         bool, typer.Option("--all", help="Every video, one file each, into the output folder.")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", help="With --all: mkv, mp4, y4m or png.")] = "mkv",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="With --all: mkv (default), mp4, y4m or png.")
+    ] = None,
     size: Annotated[
         str | None, typer.Option(help="'original' or HEIGHTxWIDTH (default: the working size).")
     ] = None,
@@ -190,9 +198,15 @@ def decode(
     from .errors import InputError
     from .export import decode_all, decode_to_file
 
+    fmt_given, fmt = fmt is not None, fmt or "mkv"
+
     def work():
         if sum([clip is not None, video is not None, all_videos]) != 1:
             raise InputError("choose exactly one of --clip N, --video NAME or --all")
+        if fmt_given and not all_videos:
+            raise InputError(
+                "--format goes with --all; one clip or video takes its format from -o's extension"
+            )
         opened = Archive(archive, device)
         if all_videos:
             if reference is not None:

@@ -197,6 +197,10 @@ def _checked_targets(archive: Archive, folder: Path, fmt: str, size: str | None,
         raise OutputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} exists and is not a folder")
+    if folder.suffix.lower().lstrip(".") in FORMATS[:3] and not folder.exists():  # a video file's name
+        raise OutputError(
+            f"--all writes one file per video into a folder; {folder} names a file (try -o {folder.with_suffix('')}/)"
+        )
     if size is not None and size != "original":
         parse_size(size)
     targets = _targets(archive, folder, fmt)

@@ -484,3 +484,19 @@ def test_version_and_short_help(runner):
     for args in (["-h"], ["encode", "-h"], ["decode", "-h"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Usage" in result.stdout, args
+
+
+def test_decode_and_encode_mistakes_are_clean_errors(runner, tiny_archive, tmp_path):
+    archive = str(tiny_archive.path)
+    result = invoke(runner, "decode", archive, "--all", "-o", tmp_path / "x.mkv", ok=False)
+    assert_clean_error(result, "folder", "x.mkv")
+    assert not (tmp_path / "x.mkv").exists()
+    result = invoke(
+        runner, "decode", archive, "--clip", 0, "--format", "png", "-o", tmp_path / "c.mkv", ok=False
+    )
+    assert_clean_error(result, "--format goes with --all")
+    assert not (tmp_path / "c.mkv").exists()
+    video = make_video(tmp_path / "v.mkv", moving_frames(4, 32, 32))
+    result = invoke(runner, "encode", video, "-o", tmp_path / "a.dnv", "--nproc", 0, ok=False)
+    assert_clean_error(result, "--nproc must be at least 1")
+    assert listing(tmp_path) == {"v.mkv"}
