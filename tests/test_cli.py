@@ -354,9 +354,9 @@ def test_resume_round_trip(runner, small_input, reference_run, tmp_path, monkeyp
 
     # resuming with other settings is refused, and the checkpoint is kept
     result = invoke(runner, "encode", small_input, "-o", out, *FIT, "--seed", "6", "--resume", ok=False)
-    assert_clean_error(result, "--resume")
+    assert_clean_error(result, "--resume", "settings differ", "fit.seed 5 -> 6")
     result = invoke(runner, "encode", small_input, "-o", out, *FIT, "--fc-dim", "9", "--resume", ok=False)
-    assert_clean_error(result, "differ")
+    assert_clean_error(result, "settings differ", "model.fc_dim")
     assert listing(tmp_path) == {"r.dnv.ckpt"}
 
     # the same command with --resume finishes the fit: the same archive as an uninterrupted run
@@ -393,7 +393,7 @@ def test_resume_refused_after_input_changes(runner, tmp_path, monkeypatch):
     ckpt.write_bytes(data)
     make_video(src, moving_frames(9, 32, 32, seed=13))  # the input changed since
     result = invoke(runner, "encode", src, "-o", out, *FIT, "--resume", ok=False)
-    assert_clean_error(result, "differ")
+    assert_clean_error(result, "the inputs", "differ")
     assert listing(tmp_path) == {"in", "in/v.mkv", "o.dnv.ckpt"}
 
 

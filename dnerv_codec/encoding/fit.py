@@ -3,6 +3,7 @@ next to the output (rank 0) that --resume continues from, and Ctrl-C turned into
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +58,29 @@ def resume_point(path: Path, resume: bool, plan: Plan) -> Resume:
     """The checkpoint to resume (ResumeError unless it was made with the same inputs and settings)."""
     loaded = Checkpoint.load(path) if resume else None
     if loaded is not None and loaded.meta.get("fingerprint") != plan.fingerprint:
+        as_stored = json.loads(json.dumps(plan.recorded, default=str))  # tuples as the file keeps them
+        changed = _differences(loaded.meta.get("configs", {}), as_stored)
+        what = (
+            f"the settings differ from those of the checkpoint {path} ({', '.join(changed[:6])})"
+            if changed
+            else f"the inputs (the videos' files or the working size) differ from those of the checkpoint {path}"
+        )
         raise ResumeError(
-            f"the inputs or settings differ from those of the checkpoint {path}; "
-            "run again with the same inputs and options, or without --resume to start over"
+            f"{what}; run again with the same inputs and options, or without --resume to start over"
         )
     return Resume(path, plan.fingerprint, plan.recorded, loaded)
+
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """'fit.seed 0 -> 6' for every setting that differs between two recorded settings trees."""
+    out = []
+    for key in sorted(set(saved) | set(now), key=str):
+        a, b, name = saved.get(key), now.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, name + ".")
+        elif a != b:
+            out.append(f"{name} {a} -> {b}")
+    return out
 
 
 def fit_network(
