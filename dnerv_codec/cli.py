@@ -106,6 +106,7 @@ def _encode_parameter(f: dataclasses.Field, hints: dict[str, Any]) -> inspect.Pa
 _CLI_ONLY = [  # options of the command itself, not of the encode
     _keyword("as_json", False, bool, typer.Option("--json", help="Print one JSON object on stdout.")),
     _keyword("quiet", False, bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)),
+    _keyword("verbose", False, bool, typer.Option("--verbose", "-v", help="Also list each skipped file.")),
     _keyword(
         "nproc",
         1,
@@ -126,7 +127,7 @@ def _check_nproc(nproc: int) -> None:
         raise ConfigError(f"--nproc must be at least 1, got {nproc}")
 
 
-def encode(*, as_json: bool, quiet: bool, nproc: int, **options: Any) -> None:
+def encode(*, as_json: bool, quiet: bool, verbose: bool, nproc: int, **options: Any) -> None:
     """Fit one D-NeRV network to all INPUTS and write one archive."""
     _run(lambda: _check_nproc(nproc))
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -135,7 +136,7 @@ def encode(*, as_json: bool, quiet: bool, nproc: int, **options: Any) -> None:
         raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))
     from . import encode as run_encode
 
-    report = _run(lambda: run_encode(**options, reporter=RichReporter(quiet or as_json, not quiet)))
+    report = _run(lambda: run_encode(**options, reporter=RichReporter(quiet or as_json, not quiet, verbose)))
     if report is None:  # a torchrun worker other than rank 0: rank 0 reports
         return
     if as_json:

@@ -43,13 +43,18 @@ class _RichTask(Task):
 
 
 class RichReporter(Reporter):
-    """quiet: no progress bars or info lines; warnings=False: no warnings either (-q)."""
+    """quiet: no progress bars or info lines; warnings=False: no warnings either (-q);
+    verbose: detail lines too (-v)."""
 
-    def __init__(self, quiet: bool = False, warnings: bool = True) -> None:
-        self.quiet, self.warnings = quiet, warnings
+    def __init__(self, quiet: bool = False, warnings: bool = True, verbose: bool = False) -> None:
+        self.quiet, self.warnings, self.verbose = quiet, warnings, verbose
 
     def info(self, message: str) -> None:
         if not self.quiet:
+            console.print(escape(message), soft_wrap=True)
+
+    def detail(self, message: str) -> None:
+        if self.verbose:
             console.print(escape(message), soft_wrap=True)
 
     def warn(self, message: str) -> None:

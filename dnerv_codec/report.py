@@ -28,6 +28,9 @@ class Reporter:
     def warn(self, message: str) -> None:
         """Something the user should know (a skipped file, dropped audio)."""
 
+    def detail(self, message: str) -> None:
+        """A line for those who asked for detail (`-v`), e.g. each of many skipped files."""
+
     @contextmanager
     def task(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Task]:
         """A progress bar for the duration of the with-block."""

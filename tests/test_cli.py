@@ -500,3 +500,19 @@ def test_decode_and_encode_mistakes_are_clean_errors(runner, tiny_archive, tmp_p
     result = invoke(runner, "encode", video, "-o", tmp_path / "a.dnv", "--nproc", 0, ok=False)
     assert_clean_error(result, "--nproc must be at least 1")
     assert listing(tmp_path) == {"v.mkv"}
+
+
+def test_many_skipped_files_make_one_line_and_verbose_lists_them(runner, tmp_path):
+    folder = tmp_path / "in"
+    make_video(folder / "v.mkv", moving_frames(4, 32, 32))
+    for i in range(5):
+        (folder / f"note{i}.txt").write_text("not a video\n")
+    (folder / "a.jpg").write_bytes(b"\xff\xd8 not a picture either")
+    args = ["encode", str(folder), "-o", str(tmp_path / "a.dnv"), "--preset", "tiny", "--epochs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert warnings == ["warning: skipped 6 files that are not usable video (5 .txt, 1 .jpg); -v lists them"]
+    result = runner.invoke(app, [*args, "--force", "-v"])
+    assert result.exit_code == 0
+    assert all(f"note{i}.txt" in result.stderr for i in range(5)) and "a.jpg" in result.stderr

@@ -19,7 +19,7 @@ from dnerv_codec.options import EncodeOptions
 
 FIELDS = [f.name for f in dataclasses.fields(EncodeOptions)]
 CLI_FIELDS = [f for f in dataclasses.fields(EncodeOptions) if f.metadata["cli"]]
-CLI_ONLY = ["as_json", "quiet", "nproc"]  # options of the command, not of the encode
+CLI_ONLY = ["as_json", "quiet", "verbose", "nproc"]  # options of the command, not of the encode
 
 
 def encode_command():
