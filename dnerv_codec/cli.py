@@ -159,6 +159,7 @@ def _print_encode_report(report) -> None:
     for key, value in [
         ("frames", f"{report.frames} at {report.height}x{report.width}"),
         ("size", f"{report.bytes:,} bytes, {report.bpp:.4f} bpp"),
+        ("inputs", f"{report.input_bytes:,} bytes, {report.input_bytes / report.bytes:.1f}x the archive"),
         ("PSNR / MS-SSIM", f"{report.psnr:.2f} dB / {ms}"),
         ("keyframe blend", blend),
         ("network", f"{report.params:,} parameters"),

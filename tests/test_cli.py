@@ -73,6 +73,9 @@ def test_encode_json_report(tiny_archive):
     assert 10 < r["psnr"] < 100 and 10 < r["blend_psnr"] < 100
     assert 0 < r["ms_ssim"] <= 1
     assert r["params"] > 0 and r["seconds"] > 0
+    # the summary's input size: the usable videos' files (the skipped notes.txt does not count)
+    used = [p for p in tiny_archive.inputs.rglob("*") if p.is_file() and p.name != "notes.txt"]
+    assert r["input_bytes"] == sum(p.stat().st_size for p in used) and r["processes"] == 1
 
 
 def test_encode_warns_about_skipped_files_and_audio(tiny_archive):
@@ -513,6 +516,8 @@ def test_many_skipped_files_make_one_line_and_verbose_lists_them(runner, tmp_pat
     assert result.exit_code == 0
     warnings = [line for line in result.stderr.splitlines() if "skipped" in line]
     assert warnings == ["warning: skipped 6 files that are not usable video (5 .txt, 1 .jpg); -v lists them"]
+    size = (folder / "v.mkv").stat().st_size
+    assert f"{size:,} bytes" in result.stdout and "x the archive" in result.stdout  # the summary
     result = runner.invoke(app, [*args, "--force", "-v"])
     assert result.exit_code == 0
     assert all(f"note{i}.txt" in result.stderr for i in range(5)) and "a.jpg" in result.stderr

@@ -61,4 +61,4 @@ def _encode(opts: EncodeOptions, reporter: Reporter, ctx: Dist, device: torch.de
         )
         measured = measure(files.output, frames, device, reporter)
     files.checkpoint.unlink(missing_ok=True)
-    return make_report(measured, size, fitted, frames, found.skipped, device, time.monotonic() - started)
+    return make_report(measured, size, fitted, frames, found, device, time.monotonic() - started)

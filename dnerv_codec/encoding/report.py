@@ -16,6 +16,7 @@ from ..metrics import QualityMeter
 from ..report import Reporter
 from .fit import Fitted
 from .frames import Frames
+from .inputs import Inputs
 
 
 @dataclass
@@ -39,6 +40,7 @@ class EncodeReport:
     fit_epochs: float
     device: str
     processes: int = 1  # that fitted together (torchrun)
+    input_bytes: int = 0  # the input video files' total size
     sections: dict[str, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -59,6 +61,7 @@ class EncodeReport:
             "fit_epochs": self.fit_epochs,
             "device": self.device,
             "processes": self.processes,
+            "input_bytes": self.input_bytes,
             "sections": self.sections,
             "output": str(self.output),
         }
@@ -103,7 +106,7 @@ def make_report(
     size: ArchiveSize,
     fitted: Fitted,
     frames: Frames,
-    skipped: list[tuple[Path, str]],
+    inputs: Inputs,
     device: torch.device,
     seconds: float,
 ) -> EncodeReport:
@@ -127,7 +130,8 @@ def make_report(
         fit_epochs=fitted.result.epochs,
         device=str(device),
         processes=fitted.trainer.world,
+        input_bytes=sum(v.path.stat().st_size for v in inputs.videos),
         sections={SECTION_NAMES[tag]: size.sections[tag] for tag in SECTION_NAMES}
         | {"container": size.container},
-        skipped=[(str(p), r) for p, r in skipped],
+        skipped=[(str(p), r) for p, r in inputs.skipped],
     )
