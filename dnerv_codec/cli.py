@@ -32,6 +32,11 @@ T = TypeVar("T")
 _QUIET_HELP = "Print nothing but errors (no progress, no summary)."
 
 
+def _flag(*names: str, **kwargs: Any) -> Any:
+    """A boolean option shown as a flag (no <bool> beside it in --help)."""
+    return typer.Option(*names, metavar="", **kwargs)
+
+
 def _version(value: bool) -> None:
     if value:
         from . import __version__
@@ -43,7 +48,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, _flag("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     pass
@@ -98,15 +103,16 @@ def _encode_parameter(f: dataclasses.Field, hints: dict[str, Any]) -> inspect.Pa
     if meta["argument"]:
         info = typer.Argument(help=meta["help"])
     else:
-        info = typer.Option(*(meta["flags"] or (f"--{f.name.replace('_', '-')}",)), help=meta["help"])
+        option = _flag if hints[f.name] is bool else typer.Option
+        info = option(*(meta["flags"] or (f"--{f.name.replace('_', '-')}",)), help=meta["help"])
     default = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
     return _keyword(f.name, default, meta["cli_type"] or hints[f.name], info)
 
 
 _CLI_ONLY = [  # options of the command itself, not of the encode
-    _keyword("as_json", False, bool, typer.Option("--json", help="Print one JSON object on stdout.")),
-    _keyword("quiet", False, bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)),
-    _keyword("verbose", False, bool, typer.Option("--verbose", "-v", help="Also list each skipped file.")),
+    _keyword("as_json", False, bool, _flag("--json", help="Print one JSON object on stdout.")),
+    _keyword("quiet", False, bool, _flag("--quiet", "-q", help=_QUIET_HELP)),
+    _keyword("verbose", False, bool, _flag("--verbose", "-v", help="Also list each skipped file.")),
     _keyword(
         "nproc",
         1,
@@ -179,7 +185,7 @@ def decode(
     clip: Annotated[int | None, typer.Option(help="Global clip index, as `dnerv info` lists it.")] = None,
     video: Annotated[str | None, typer.Option(help="Video name, as `dnerv info` lists it.")] = None,
     all_videos: Annotated[
-        bool, typer.Option("--all", help="Every video, one file each, into the output folder.")
+        bool, _flag("--all", help="Every video, one file each, into the output folder.")
     ] = False,
     fmt: Annotated[
         str | None, typer.Option("--format", help="With --all: mkv (default), mp4, y4m or png.")
@@ -191,9 +197,9 @@ def decode(
         Path | None, typer.Option(help="Also report PSNR and MS-SSIM against this video.")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
+    force: Annotated[bool, _flag("--force", help="Overwrite existing outputs.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q", help=_QUIET_HELP)] = False,
 ) -> None:
     """Decode one clip, one video or everything from an archive."""
     from .decode import Archive
@@ -236,8 +242,8 @@ def decode(
 @app.command()
 def info(
     archive: Annotated[Path, typer.Argument(help="Archive to describe.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    clips: Annotated[bool, typer.Option("--clips", help="List every clip.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print one JSON object on stdout.")] = False,
+    clips: Annotated[bool, _flag("--clips", help="List every clip.")] = False,
 ) -> None:
     """What is inside an archive and where the bytes went."""
     from .info import depth_label, describe
@@ -318,9 +324,7 @@ def bench(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for results, plots and cache.")],
     quick: Annotated[
         bool,
-        typer.Option(
-            "--quick", help="First 32 frames of each video, 3 CRFs, veryslow presets, 45-second fits."
-        ),
+        _flag("--quick", help="First 32 frames of each video, 3 CRFs, veryslow presets, 45-second fits."),
     ] = False,
     codecs: Annotated[
         str,
@@ -331,12 +335,10 @@ def bench(
     ] = "x264,x265,av1,blend,dnerv,nerv",
     separate: Annotated[
         bool,
-        typer.Option(
-            "--separate", help="Also fit one dnerv model per video at the same total bits and fit time."
-        ),
+        _flag("--separate", help="Also fit one dnerv model per video at the same total bits and fit time."),
     ] = False,
     recompute: Annotated[
-        bool, typer.Option("--recompute", help="Compute every point again, ignoring the cache.")
+        bool, _flag("--recompute", help="Compute every point again, ignoring the cache.")
     ] = False,
     anchor: Annotated[
         str, typer.Option(help="Curve the BD-rates are measured against (a codec config, or dnerv).")
@@ -344,7 +346,7 @@ def bench(
     size: Annotated[
         str | None, typer.Option(help="Working size HEIGHTxWIDTH (default: as `dnerv encode` picks it).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=_QUIET_HELP)] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q", help=_QUIET_HELP)] = False,
 ) -> None:
     """Rate-distortion and speed of dnerv against x264, x265, SVT-AV1, NeRV and the keyframe blend."""
     from .bench.run import run_bench
