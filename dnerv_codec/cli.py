@@ -231,6 +231,8 @@ def decode(
             else {"output": str(output), "frames": sum(r.frames for r in reports), "files": docs}
         )
         return
+    for warning in [] if quiet else [w for r in reports for w in r.warnings]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for r in [] if quiet else reports:
         line = f"wrote {escape(str(r.output))} ({r.frames} frames)"
         if r.psnr is not None:

@@ -6,7 +6,7 @@ import itertools
 import shutil
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -27,11 +27,14 @@ class DecodeReport:
     frames: int
     psnr: float | None = None
     ms_ssim: float | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a reference that seems another video
 
     def to_json(self) -> dict:
         out = {"output": str(self.output), "frames": self.frames}
         if self.psnr is not None:
             out.update(psnr=self.psnr, ms_ssim=self.ms_ssim)
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 
@@ -117,7 +120,24 @@ def decode_to_file(
     report = DecodeReport(output, count)
     if meter is not None:
         report.psnr, report.ms_ssim = meter.mean_psnr(), meter.mean_ms_ssim()
+        longer = clip is None and next(ref_frames, None) is not None
+        report.warnings = _reference_doubts(reference, report.psnr, longer, archive.videos[v].name)
     return report
+
+
+UNLIKE_PSNR_DB = 12.0  # below this the reference is hardly the same picture (noise against noise ~ 8 dB)
+
+
+def _reference_doubts(reference: Path, psnr: float, longer: bool, name: str) -> list[str]:
+    """Why the reference may be another video than the one decoded."""
+    doubts = []
+    if longer:
+        doubts.append(
+            f"reference {reference} has more frames than {name} in the archive: is it the same video?"
+        )
+    if psnr < UNLIKE_PSNR_DB:
+        doubts.append(f"PSNR against reference {reference} is only {psnr:.1f} dB: is it the same video?")
+    return doubts
 
 
 def _reference_frames(path: Path, first: int, archive: Archive, target) -> Iterator[np.ndarray]:

@@ -240,7 +240,7 @@ def test_decode_reference(runner, tiny_archive, decoded_all, tmp_path):
         "-o",
         tmp_path / "v.mkv",
     )
-    assert {"output", "frames", "psnr", "ms_ssim"} <= set(doc)
+    assert {"output", "frames", "psnr", "ms_ssim"} <= set(doc) and "warnings" not in doc
     assert doc["psnr"] == pytest.approx(frame_psnr(decoded, reference).mean(), abs=1e-6)
     assert 0 < doc["ms_ssim"] <= 1
     # a clip in the middle of it is measured against the matching reference frames
@@ -264,6 +264,19 @@ def test_decode_reference(runner, tiny_archive, decoded_all, tmp_path):
         runner, "decode", tiny_archive.path, "--clip", first, "--reference", source, "-o", tmp_path / "h.mkv"
     )
     assert "PSNR" in result.output and "MS-SSIM" in result.output
+
+
+def test_decode_warns_about_a_reference_of_another_video(runner, tiny_archive, tmp_path):
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(40)]  # longer, unlike
+    other = make_video(tmp_path / "other.mkv", noise)
+    args = ["decode", str(tiny_archive.path), "--video", "real/shepard1906.mp4", "--reference", str(other)]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "v.mkv")])
+    assert result.exit_code == 0
+    assert "has more frames than real/shepard1906.mp4" in result.stderr
+    assert f"PSNR against reference {other} is only" in result.stderr
+    doc = invoke_json(runner, *args, "-o", tmp_path / "w.mkv")
+    assert len(doc["warnings"]) == 2
 
 
 def test_decode_force_overwrites(runner, tiny_archive, tmp_path):
