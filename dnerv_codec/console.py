@@ -62,7 +62,9 @@ class RichReporter(Reporter):
             console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Task]:
+    def task(
+        self, description: str, total: float | None = None, unit: str = "", estimates: bool = True
+    ) -> Iterator[Task]:
         if self.quiet:
             yield Task()
             return
@@ -70,8 +72,7 @@ class RichReporter(Reporter):
             TextColumn("{task.description}"),
             BarColumn(),
             TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
+            *([TextColumn("eta"), TimeRemainingColumn()] if estimates else []),
             TextColumn("{task.fields[info]}"),
         ]
         if unit and total and total > 1:

@@ -32,6 +32,9 @@ class Reporter:
         """A line for those who asked for detail (`-v`), e.g. each of many skipped files."""
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Task]:
-        """A progress bar for the duration of the with-block."""
+    def task(
+        self, description: str, total: float | None = None, unit: str = "", estimates: bool = True
+    ) -> Iterator[Task]:
+        """A progress bar for the duration of the with-block; estimates=False: the task reports its
+        own time left among its fields (the bar's extrapolation would mislead)."""
         yield Task()

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -231,3 +232,22 @@ def test_resume_from_a_periodic_checkpoint_is_the_uninterrupted_fit():
     assert resumed.run().steps == whole.step
     for a, b in zip(whole.net.parameters(), resumed.net.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("time_limit", [None, 0.5])
+def test_progress_reports_frames_per_second_and_a_true_time_left(time_limit):
+    """At a steady 2 s a step (the injected clock), the time left that progress reports is the
+    real time left, for an epoch schedule (12 steps) and a time limit (15 steps) alike, from the
+    first report on; frames/s is the frames fitted over the clock's seconds."""
+    trainer = _trainer(FitConfig(epochs=4, time_limit=time_limit, batch_size=2, lr=1e-2), per_step=2.0)
+    total_s = 24.0 if time_limit is None else 30.0
+    if time_limit is not None:
+        trainer.cfg = dataclasses.replace(trainer.cfg, epochs=100)  # the clock ends it
+    reports = []
+    trainer.run(on_progress=reports.append)
+    assert len(reports) >= 2
+    for p in reports[:-1]:
+        assert p.eta == pytest.approx(total_s - p.elapsed, rel=1e-6)
+    assert reports[-1].eta == pytest.approx(0.0, abs=1e-9)
+    frames = sum(int(trainer.data.mask[b].sum()) for b in [[0, 1], [2, 3], [4]]) * (trainer.step // 3)
+    assert reports[-1].frames_per_s == pytest.approx(frames / total_s)

@@ -135,10 +135,12 @@ def _run(trainer: Trainer, save, checkpoint: Path, reporter: Reporter) -> FitRes
     cfg = trainer.cfg
     total = cfg.epochs * trainer.steps_per_epoch if cfg.time_limit is None else None
     total = round(total * trainer.budget_share) if total else None
-    with reporter.task("fitting", total=total if total else 1.0, unit="step") as task:
+    with reporter.task("fitting", total=total if total else 1.0, unit="step", estimates=False) as task:
 
         def on_progress(p):
-            fields = {"loss": p.loss, "psnr": p.psnr, "epoch": p.epoch}
+            fields = {"loss": p.loss, "psnr": p.psnr, "epoch": p.epoch, "frames/s": p.frames_per_s}
+            if p.eta is not None:
+                fields["left"] = _clock_text(p.eta)  # the trainer's own estimate (see FitProgress.eta)
             task.update(p.step if total else p.fraction, **fields)
 
         try:
@@ -147,3 +149,8 @@ def _run(trainer: Trainer, save, checkpoint: Path, reporter: Reporter) -> FitRes
             raise Interrupted(
                 f"interrupted; fit saved to {checkpoint}; run the same command with --resume to continue"
             ) from None
+
+
+def _clock_text(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"

@@ -41,6 +41,12 @@ class FitProgress:
     loss: float
     psnr: float
     elapsed: float
+    frames_per_s: float = math.nan  # frames fitted per second in this run
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the pace so far (exact for a time limit: the progress is the clock's)."""
+        return self.elapsed * (1 - self.fraction) / self.fraction if self.fraction > 0 else None
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ class Trainer:
         self.budget_share = 1.0
         self.hooks: StepHooks | None = None  # those of the run in progress
         self.clock: Callable[[], float] = time.monotonic  # seconds; tests give a clock of their own
+        self._run_frames, self._run_start = 0, 0.0  # the run in progress, for its frames per second
 
     # -- schedule --------------------------------------------------------------------------
     def fit_schedule(self) -> Schedule:
@@ -285,7 +292,7 @@ class Trainer:
         the progress at the end."""
         start, before = self.clock(), self.elapsed
         last_save = reported = self.clock()
-        last = None
+        last, self._run_frames, self._run_start = None, 0, start
         with _deferred_interrupt() as interrupted, self.prefetched_batches() as batches:
             while True:
                 # every process follows the same clock and stops together (one all-reduce a step)
@@ -299,6 +306,7 @@ class Trainer:
                     return last, progress
                 global_batch, host = next(batches)
                 last = self.train_step(global_batch, learning_rate(schedule.curve, progress), host)
+                self._run_frames += int(self.data.mask[global_batch].sum())
                 self.step += 1
                 self.elapsed = before + self.clock() - start
                 # Reading the loss waits for a GPU to finish the step: a few times a second only.
@@ -313,7 +321,9 @@ class Trainer:
     def _progress_report(self, loss_t: torch.Tensor, mse_t: torch.Tensor, progress: float) -> FitProgress:
         loss, psnr = _loss_and_psnr(loss_t, mse_t)
         frac = min(progress, 1.0)
-        return FitProgress(self.step, self.step // self.steps_per_epoch, frac, loss, psnr, self.elapsed)
+        run_s = self.clock() - self._run_start
+        fps = self._run_frames / run_s if run_s > 0 else math.nan
+        return FitProgress(self.step, self.step // self.steps_per_epoch, frac, loss, psnr, self.elapsed, fps)
 
     # -- checkpoint state ------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
