@@ -433,4 +433,27 @@ def main() -> None:
     from .malloc import keep_freed_memory
 
     keep_freed_memory()  # our own process: reuse freed activations instead of page-faulting them in
-    app()
+    sys.exit(_main_exit_code())
+
+
+def _main_exit_code() -> int:
+    """Run the app; a usage error is one red line like every other error (not a box)."""
+    # typer vendors click: its exceptions live there (typer exports no UsageError)
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `dnerv` alone: the help
+        exc.show()
+        return exc.exit_code
+    except UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} -h`)" if exc.ctx is not None else ""
+        console.print(f"[red]error:[/] {_line(exc.format_message())}{where}", soft_wrap=True)
+        return exc.exit_code
+    except ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except typer.Abort:  # end of input where typer was reading some (Ctrl-C comes back as exit code 130)
+        console.print("[yellow]aborted[/]")
+        return 1
+    return code if isinstance(code, int) else 0

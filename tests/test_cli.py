@@ -9,6 +9,8 @@ import math
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -534,3 +536,20 @@ def test_many_skipped_files_make_one_line_and_verbose_lists_them(runner, tmp_pat
     result = runner.invoke(app, [*args, "--force", "-v"])
     assert result.exit_code == 0
     assert all(f"note{i}.txt" in result.stderr for i in range(5)) and "a.jpg" in result.stderr
+
+
+def test_usage_errors_are_one_line_like_other_errors(tmp_path):
+    """The dnerv command (not CliRunner, which calls the app directly) prints usage mistakes as one
+    red line with a pointer to the help, not a box, and exits 2."""
+    for args, fragment in (
+        (["decode", "a.dnv", "--clip", "x", "-o", "a.mkv"], "--clip"),
+        (["encode"], "Missing argument"),
+        (["bogus"], "No such command"),
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "dnerv_codec", *args], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert run.returncode == 2, args
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], run.stderr
+        assert "-h`" in lines[0] and run.stdout == ""
