@@ -275,6 +275,27 @@ def info(
     results.print(_weights_table(doc["weights"]))
 
 
+@app.command()
+def presets() -> None:
+    """The named settings of `dnerv encode --preset`: what each does and what it costs."""
+    from .config import PRESETS
+
+    table = Table("preset", "fitting", "keyframes", "weights", "what it is for")
+    for p in PRESETS.values():
+        fit = p.fit
+        budget = f"{fit.time_limit:g} min" if fit.time_limit is not None else f"{fit.epochs} epochs"
+        keys = (
+            "none"
+            if not p.model.uses_keyframes
+            else f"{p.keyframes.codec} q{p.keyframes.quality} gop {p.keyframes.gop}"
+        )
+        depths = (
+            f"{min(p.quant.bit_choices)}-{p.quant.bits} bit" if p.quant.bit_choices else f"{p.quant.bits} bit"
+        )
+        table.add_row(p.name, budget, keys, f"~{p.weight_bpp:g} bpp, {depths}", escape(p.description))
+    results.print(table)
+
+
 def _videos_table(videos: list[dict[str, Any]]) -> Table:
     table = Table("video", "frames", "fps", "original size", "clips")
     for v in videos:

@@ -52,7 +52,7 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-_PRESET_HELP = "Named settings: " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()) + "."
+_PRESET_HELP = f"Named settings: {', '.join(PRESETS)}; `dnerv presets` shows what each does and costs."
 
 
 @dataclass(frozen=True)

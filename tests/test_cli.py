@@ -553,3 +553,19 @@ def test_usage_errors_are_one_line_like_other_errors(tmp_path):
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], run.stderr
         assert "-h`" in lines[0] and run.stdout == ""
+
+
+def test_presets_lists_every_preset_with_its_costs(runner):
+    from dnerv_codec.config import PRESETS
+
+    result = runner.invoke(app, ["presets"])
+    assert result.exit_code == 0
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith("│ ") and not line.startswith("│  ")
+    ]
+    assert [row.split("│")[1].strip() for row in rows] == list(PRESETS)
+    assert (
+        "8 min" in result.stdout and "hevc q30 gop 8" in result.stdout
+    )  # the default's budget and keyframes
+    help_text = runner.invoke(app, ["encode", "-h"]).stdout
+    assert "dnerv presets" in help_text
