@@ -1,8 +1,10 @@
 """Write uint8 RGB frames [H, W, 3] as a video file or a folder of PNGs, atomically.
 
-Containers by extension: .mkv is lossless FFV1 (bgr0, bit-exact RGB), .mp4 is H.264 4:4:4 at
-CRF 12 tagged BT.709 limited range, .y4m is raw 4:4:4 limited range with the matrix read.py
-assumes for untagged video (y4m cannot carry a matrix tag). No 4:2:0, so odd sizes need no padding.
+Containers by extension: .mkv is lossless FFV1 (bgr0, bit-exact RGB), .mp4 is H.264 4:2:0 (High
+profile, yuv420p: what browsers, QuickTime and phones play) at CRF 12 tagged BT.709 limited range,
+.y4m is raw 4:4:4 limited range with the matrix read.py assumes for untagged video (y4m cannot carry
+a matrix tag). 4:2:0 needs even sides: an odd side of an .mp4 gets one more row or column, a copy of
+its last one (a 33x47 picture is stored as 34x48); .mkv keeps every size and every value.
 Every file is written under a temporary name in the same folder and renamed when complete.
 """
 
@@ -32,11 +34,12 @@ class _Spec:
     options: dict[str, str]
     tagged: bool
     """YUV tagged BT.709 limited range; y4m cannot carry a matrix, so it gets the reader's default."""
+    even: bool = False  # chroma subsampled 2x2: sides padded to even
 
 
 _SPECS = {
     ".mkv": _Spec("matroska", "ffv1", "bgr0", {"level": "3", "slicecrc": "1"}, False),
-    ".mp4": _Spec("mp4", "libx264", "yuv444p", {"crf": "12", "preset": "medium"}, True),
+    ".mp4": _Spec("mp4", "libx264", "yuv420p", {"crf": "12", "preset": "medium"}, True, even=True),
     ".y4m": _Spec("yuv4mpegpipe", "rawvideo", "yuv444p", {}, False),
 }
 
@@ -115,6 +118,8 @@ def write_video(
             stream = None
             reformatter = VideoReformatter()
             for frame in _sized(frames, size):
+                if spec.even:
+                    frame = _even_sides(frame)
                 if stream is None:
                     stream = _add_stream(container, spec, rate, *frame.shape[:2])
                 vf = _to_frame(frame, spec, reformatter)
@@ -127,6 +132,14 @@ def write_video(
     except (av.FFmpegError, OSError) as exc:
         raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return count
+
+
+def _even_sides(frame: np.ndarray) -> np.ndarray:
+    """The frame with its last row / column repeated where a side is odd."""
+    h, w = frame.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return frame
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
 def write_png_folder(folder: Path, frames: Iterable[np.ndarray], size: tuple[int, int] | None = None) -> int:
