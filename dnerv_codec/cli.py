@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 T = TypeVar("T")
 _QUIET_HELP = "Print nothing but errors (no progress, no summary)."
+_JSON_HELP = "Print one JSON object on stdout."
 
 
 def _flag(*names: str, **kwargs: Any) -> Any:
@@ -110,7 +111,7 @@ def _encode_parameter(f: dataclasses.Field, hints: dict[str, Any]) -> inspect.Pa
 
 
 _CLI_ONLY = [  # options of the command itself, not of the encode
-    _keyword("as_json", False, bool, _flag("--json", help="Print one JSON object on stdout.")),
+    _keyword("as_json", False, bool, _flag("--json", help=_JSON_HELP)),
     _keyword("quiet", False, bool, _flag("--quiet", "-q", help=_QUIET_HELP)),
     _keyword("verbose", False, bool, _flag("--verbose", "-v", help="Also list each skipped file.")),
     _keyword(
@@ -198,7 +199,7 @@ def decode(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     force: Annotated[bool, _flag("--force", help="Overwrite existing outputs.")] = False,
-    as_json: Annotated[bool, _flag("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Annotated[bool, _flag("--json", help=_JSON_HELP)] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q", help=_QUIET_HELP)] = False,
 ) -> None:
     """Decode one clip, one video or everything from an archive."""
@@ -244,7 +245,7 @@ def decode(
 @app.command()
 def info(
     archive: Annotated[Path, typer.Argument(help="Archive to describe.")],
-    as_json: Annotated[bool, _flag("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Annotated[bool, _flag("--json", help=_JSON_HELP)] = False,
     clips: Annotated[bool, _flag("--clips", help="List every clip.")] = False,
 ) -> None:
     """What is inside an archive and where the bytes went."""

@@ -81,6 +81,7 @@ class ModelConfig:
 
 
 MAX_KEYFRAME_GOP = 8
+MAX_BPP = 24.0  # bits per pixel of raw 8-bit RGB: the most any target or budget may be
 
 
 @dataclass(frozen=True)

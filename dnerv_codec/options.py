@@ -23,6 +23,7 @@ from .config import (
     KEYFRAME_CODEC_HELP,
     KEYFRAME_CODECS,
     KEYFRAME_QUALITY_HELP,
+    MAX_BPP,
     MAX_KEYFRAME_GOP,
     PRESETS,
     ModelConfig,
@@ -80,13 +81,16 @@ class EncodeOptions:
     )
     fc_dim: int | None = option(None, help="Network width C0 (default: sized to the data).", ge=1)
     bpp: float | None = option(
-        None, help="Target bits per pixel: picks the keyframe quality and the network width.", gt=0, le=24
+        None,
+        help="Target bits per pixel: picks the keyframe quality and the network width.",
+        gt=0,
+        le=MAX_BPP,
     )
     weight_bpp: float | None = option(
         None,
         help="Bits per pixel the network's weights may cost; sets C0 (default: the preset's).",
         gt=0,
-        le=24,
+        le=MAX_BPP,
     )
     model: ModelConfig | None = option(
         None,

@@ -19,11 +19,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .config import KeyframeConfig, ModelConfig, Preset, QuantConfig, keyframe_codec
+from .config import MAX_BPP, KeyframeConfig, ModelConfig, Preset, QuantConfig, keyframe_codec
 from .errors import ConfigError
 from .model.build import count_parameters
-
-MAX_BPP = 24.0  # raw 8-bit RGB
 
 
 def overhead_bytes(keyframes: int) -> int:

@@ -511,9 +511,9 @@ def _separate_settings(videos, size, setting: DnervSetting, joint: dict[str, Any
     return out
 
 
-def _neural_points(videos, size, ctx: _Context, want: set[str], separate: bool) -> list[dict[str, Any]]:
-    points = []
-    if want & {"dnerv", "blend"} or separate:
+def _neural_points(videos, size, ctx: _Context, chosen: _Choice) -> list[dict[str, Any]]:
+    points, want, separate = [], chosen.want, chosen.separate
+    if chosen.fits_dnerv:
         for setting in ctx.dnerv_ladder:
             curve = setting.curve
             joint = _fit(videos, size, setting, curve, ctx)  # --separate matches its bits
@@ -659,7 +659,7 @@ def run_bench(
         if encoder is None:
             from .. import encode as encoder
         ctx = _Context(cache, out_dir, reporter, encoder, chosen.dnerv_ladder, chosen.nerv_ladder)
-        points += _neural_points(videos, work, ctx, chosen.want, separate)
+        points += _neural_points(videos, work, ctx, chosen)
     points.sort(key=lambda p: (p["codec"], p["bpp"]))
     bd = bd_table(points, anchor)
 

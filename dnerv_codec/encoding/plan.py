@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import (
+    MAX_BPP,
     FitConfig,
     KeyframeConfig,
     ModelConfig,
@@ -136,8 +137,10 @@ def resolve_configs(opts: EncodeOptions) -> Configs:
 
 
 def _check_sizing(opts: EncodeOptions) -> None:
-    if opts.weight_bpp is not None and not 0 < opts.weight_bpp <= 24:
-        raise ConfigError(f"weight bpp must be in (0, 24] (24 = raw 8-bit RGB), got {opts.weight_bpp}")
+    if opts.weight_bpp is not None and not 0 < opts.weight_bpp <= MAX_BPP:
+        raise ConfigError(
+            f"weight bpp must be in (0, {MAX_BPP:g}] ({MAX_BPP:g} = raw 8-bit RGB), got {opts.weight_bpp}"
+        )
     if opts.weight_share is not None and opts.bpp is None:
         raise ConfigError("a weight share needs a target bpp")
     if opts.bpp is None:

@@ -234,6 +234,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         global_frames = int(self.data.mask[global_batch].sum())
+        self._run_frames += global_frames
         # A process without a clip still joins the gradient all-reduce, with a zero-weight clip.
         weight = 1.0 if global_batch[self.rank :: self.world] else 0.0
         host = self.host_batch(global_batch) if host is None else host
@@ -306,7 +307,6 @@ class Trainer:
                     return last, progress
                 global_batch, host = next(batches)
                 last = self.train_step(global_batch, learning_rate(schedule.curve, progress), host)
-                self._run_frames += int(self.data.mask[global_batch].sum())
                 self.step += 1
                 self.elapsed = before + self.clock() - start
                 # Reading the loss waits for a GPU to finish the step: a few times a second only.
